@@ -1,0 +1,35 @@
+"""lever: inference-time policy reuse for tabular reinforcement learning.
+
+Quick tour::
+
+    import lever
+    layout = lever.Layout.generate("grid16", seed=0)
+    policy = lever.train(layout, "path+gold", lever.TrainConfig.from_budget("X1"))
+    print(lever.rollout(layout, policy, "path+gold"))
+    env = gymnasium.make("lever/GridWorld-v0", layout=layout, objective="path+gold")
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+import gymnasium
+
+from .env import ENV_ID, GridWorldEnv
+from .errors import FileFormatError, LeverError
+from .evaluation import RolloutResult, rollout
+from .gridworld import PRESETS, GridSpec, Layout
+from .objectives import COMPONENTS, Objective
+from .training import BUDGETS, TrainConfig, TrainedPolicy, train
+
+try:
+    __version__ = version("lever")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0+unknown"
+
+if ENV_ID not in gymnasium.registry:
+    gymnasium.register(id=ENV_ID, entry_point="lever.env:GridWorldEnv")
+
+__all__ = [
+    "BUDGETS", "COMPONENTS", "ENV_ID", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
+    "Layout", "LeverError", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
+    "rollout", "train", "__version__",
+]

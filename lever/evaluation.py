@@ -1,0 +1,68 @@
+"""Rolling out a policy: greedy, deterministic, in the true environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import LeverError
+from .gridworld import Layout
+from .kernels.constants import N_COMPONENTS
+from .kernels.rollout import greedy_policy, rollout_actions
+from .objectives import Objective, ObjectiveLike
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """Outcome of one greedy episode.
+
+    ``ret`` is the undiscounted composite return w·Σr; ``return_vector`` (C,)
+    the per-component sums; ``end`` one of ``"exit"``, ``"hazard"``,
+    ``"dead_end"`` (no action for the state), ``"step_cap"``; ``path`` the
+    visited cells (start included) when recorded, else None.
+    """
+
+    ret: float
+    return_vector: np.ndarray
+    steps: int
+    end: str
+    path: np.ndarray | None = None
+
+    @property
+    def reached_exit(self) -> bool:
+        return self.end == "exit"
+
+
+def as_actions(policy, n_states: int) -> np.ndarray:
+    """Action table int32 (S,) from a Q table (S, A), an action table (S,), or an object with ``.q``."""
+    table = getattr(policy, "q", policy)
+    table = np.asarray(table)
+    if table.ndim == 2:
+        if table.shape[0] != n_states or not np.issubdtype(table.dtype, np.floating):
+            raise LeverError(f"Q table must be float (S={n_states}, A), got {table.dtype} {table.shape}")
+        if np.isnan(table).any():
+            raise LeverError("Q table contains NaN")
+        return greedy_policy(table)
+    if table.shape != (n_states,) or not np.issubdtype(table.dtype, np.integer):
+        raise LeverError(f"action table must be integer (S={n_states},), got {table.dtype} {table.shape}")
+    return table.astype(np.int32, copy=False)
+
+
+def rollout(layout: Layout, policy, objective: ObjectiveLike = "path",
+            max_steps: int | None = None, record_path: bool = False) -> RolloutResult:
+    """Greedy rollout of ``policy`` (Q table, action table or TrainedPolicy) from the start.
+
+    Actions of -1 in an action table end the episode as a dead end.
+    ``max_steps`` defaults to the layout's H·W.
+    """
+    objective = Objective.parse(objective)
+    actions = as_actions(policy, layout.n_states)
+    max_steps = max_steps or layout.max_steps
+    ret_vec = np.zeros(N_COMPONENTS)
+    path = np.empty(max_steps + 1 if record_path else 0, dtype=np.int32)
+    ret, steps, exit_, hazard, dead = rollout_actions(layout.world, layout.start, actions, max_steps,
+                                                      objective.array, ret_vec, path)
+    end = "exit" if exit_ else "hazard" if hazard else "dead_end" if dead else "step_cap"
+    return RolloutResult(float(ret), ret_vec, int(steps), end,
+                         path[: steps + 1].copy() if record_path else None)

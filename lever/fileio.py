@@ -1,0 +1,57 @@
+"""Atomic, versioned files: write to a temporary name, fsync, rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import FileFormatError
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = False) -> None:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A crash at any point leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, kind: str, version: int, payload: dict) -> None:
+    """Write ``payload`` atomically as JSON, tagged with its ``kind`` and format ``version``."""
+    document = {"format": kind, "version": version, **payload}
+    atomic_write(path, lambda h: json.dump(document, h, indent=1, sort_keys=True))
+
+
+def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
+    """Read a file written by :func:`write_json`, checking its kind and version.
+
+    Raises :class:`FileFormatError` naming the file if it is missing,
+    not JSON, of another kind, or of another format version.
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{path}: not a valid {kind} file ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != kind:
+        raise FileFormatError(f"{path}: not a {kind} file")
+    if document.get("version") != version:
+        raise FileFormatError(
+            f"{path}: {kind} format version {document.get('version')!r}, this lever reads {version}")
+    return document
