@@ -13,11 +13,17 @@ from importlib.metadata import PackageNotFoundError, version
 
 import gymnasium
 
+from .compose import ComposedPolicy, PolicyStack, compose
+from .embeddings import EmbeddingConfig, RidgeRegressor, SuccessorFeatures, embed_policies
 from .env import ENV_ID, GridWorldEnv
 from .errors import FileFormatError, LeverError
 from .evaluation import RolloutResult, rollout
 from .gridworld import PRESETS, GridSpec, Layout
+from .index import Candidate, PolicyIndex
+from .library import PolicyLibrary, PolicyRecord, PolicyTables
 from .objectives import COMPONENTS, Objective
+from .strategies import StrategyResult
+from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
 from .training import BUDGETS, TrainConfig, TrainedPolicy, train
 
 try:
@@ -32,4 +38,8 @@ __all__ = [
     "BUDGETS", "COMPONENTS", "ENV_ID", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
     "Layout", "LeverError", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
     "rollout", "train", "__version__",
+    "Candidate", "EmbeddingConfig", "PolicyIndex", "PolicyLibrary", "PolicyRecord", "PolicyTables",
+    "RidgeRegressor", "SuccessorFeatures", "embed_policies",
+    "ComposedPolicy", "PolicyStack", "StrategyResult", "compose",
+    "SweepConfig", "SweepResult", "SweepRow", "run_sweep",
 ]

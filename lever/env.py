@@ -33,14 +33,15 @@ class GridWorldEnv(gym.Env):
     hazard and are truncated after ``max_steps`` (default H·W) steps.
 
     layout: a :class:`Layout`, or a preset name / GridSpec to generate one
-    (with ``layout_seed``); render_mode: ``"ansi"`` or ``"rgb_array"``.
+    (``layout_seed`` overrides the GridSpec's seed; presets default to 0);
+    render_mode: ``"ansi"`` or ``"rgb_array"``.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
 
     def __init__(self, layout: Layout | str = "grid16", objective: ObjectiveLike = "path",
                  render_mode: str | None = None, max_steps: int | None = None,
-                 layout_seed: int = 0, cell_pixels: int = 16):
+                 layout_seed: int | None = None, cell_pixels: int = 16):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: {self.metadata['render_modes']}")
         self.layout = layout if isinstance(layout, Layout) else Layout.generate(layout, seed=layout_seed)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import LeverError
 from .gridworld import Layout
-from .kernels.constants import N_COMPONENTS
+from .kernels.constants import N_ACTIONS, N_COMPONENTS
 from .kernels.rollout import greedy_policy, rollout_actions
 from .objectives import Objective, ObjectiveLike
 
@@ -39,13 +39,17 @@ def as_actions(policy, n_states: int) -> np.ndarray:
     table = getattr(policy, "q", policy)
     table = np.asarray(table)
     if table.ndim == 2:
-        if table.shape[0] != n_states or not np.issubdtype(table.dtype, np.floating):
-            raise LeverError(f"Q table must be float (S={n_states}, A), got {table.dtype} {table.shape}")
+        if table.shape != (n_states, N_ACTIONS) or not np.issubdtype(table.dtype, np.floating):
+            raise LeverError(f"Q table must be float (S={n_states}, A={N_ACTIONS}), "
+                             f"got {table.dtype} {table.shape}")
         if np.isnan(table).any():
             raise LeverError("Q table contains NaN")
         return greedy_policy(table)
     if table.shape != (n_states,) or not np.issubdtype(table.dtype, np.integer):
         raise LeverError(f"action table must be integer (S={n_states},), got {table.dtype} {table.shape}")
+    if table.size and (table.min() < -1 or table.max() >= N_ACTIONS):
+        raise LeverError(f"action table entries must be -1 (dead end) or 0..{N_ACTIONS - 1}, "
+                         f"got values in [{table.min()}, {table.max()}]")
     return table.astype(np.int32, copy=False)
 
 
@@ -58,6 +62,8 @@ def rollout(layout: Layout, policy, objective: ObjectiveLike = "path",
     """
     objective = Objective.parse(objective)
     actions = as_actions(policy, layout.n_states)
+    if max_steps is not None and max_steps < 1:
+        raise LeverError(f"max_steps must be >= 1, got {max_steps}")
     max_steps = max_steps or layout.max_steps
     ret_vec = np.zeros(N_COMPONENTS)
     path = np.empty(max_steps + 1 if record_path else 0, dtype=np.int32)

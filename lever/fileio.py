@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -55,3 +56,12 @@ def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
         raise FileFormatError(
             f"{path}: {kind} format version {document.get('version')!r}, this lever reads {version}")
     return document
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (files larger than memory are fine)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

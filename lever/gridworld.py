@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LeverError
+from .errors import FileFormatError, LeverError
 from .fileio import read_json, write_json
 from .kernels import constants as K
 from .kernels.world import bfs_distances
@@ -49,6 +49,12 @@ class GridSpec:
     exit: tuple[int, int] | None = None
 
     def __post_init__(self):
+        for name in ("height", "width", "n_gold", "n_walls", "n_hazards", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise LeverError(f"{name} must be an integer, got {value!r}")
+        if self.seed < 0:
+            raise LeverError(f"seed must be >= 0, got {self.seed}")
         if self.height < 1 or self.width < 1:
             raise LeverError(f"grid must be at least 1×1, got {self.height}×{self.width}")
         for name in ("n_gold", "n_walls", "n_hazards"):
@@ -192,7 +198,8 @@ class Layout:
         gold = self.gold
         gold_id = np.full(self.n_states, -1, dtype=np.int32)
         gold_id[gold] = np.arange(gold.size, dtype=np.int32)
-        gold_dist = np.empty((gold.size, self.n_states), dtype=np.int32)
+        # Column-major: a step reads every gold's distance at one cell, contiguously.
+        gold_dist = np.empty((gold.size, self.n_states), dtype=np.int32, order="F")
         for g, cell in enumerate(gold):
             gold_dist[g] = self.distances_from(cell)
         dist_lever = (self.distances_from(self.lever) if self.lever is not None
@@ -246,8 +253,14 @@ class Layout:
     def load(cls, path: str | Path) -> "Layout":
         """Read a file written by :meth:`save`; clear error if it is not one."""
         doc = read_json(path, LAYOUT_FORMAT, LAYOUT_VERSION)
-        spec = doc.get("spec")
-        return cls.from_text(doc["text"], GridSpec(**spec) if spec else None)
+        text, spec = doc.get("text"), doc.get("spec")
+        if not isinstance(text, str) or not (spec is None or isinstance(spec, dict)):
+            raise FileFormatError(f"{path}: layout file lacks its text or has a malformed spec")
+        try:
+            spec = GridSpec(**spec) if spec else None
+        except TypeError as exc:
+            raise FileFormatError(f"{path}: malformed layout spec ({exc})") from None
+        return cls.from_text(text, spec)
 
     # -- generation -----------------------------------------------------------
     @classmethod

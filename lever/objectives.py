@@ -42,10 +42,16 @@ class Objective:
         if isinstance(spec, Objective):
             return spec
         if isinstance(spec, str):
-            names = [part.strip() for part in spec.split("+")]
+            # "path+gold*0.5": the spelling :attr:`name` produces, so names round-trip.
+            terms = [part.strip().partition("*") for part in spec.split("+")]
+            names = [name.strip() for name, _, _ in terms]
             if len(set(names)) != len(names):
                 raise LeverError(f"objective {spec!r} names a component twice")
-            spec = dict.fromkeys(names, 1.0)
+            try:
+                weights = [float(weight) if star else 1.0 for _, star, weight in terms]
+            except ValueError:
+                raise LeverError(f"objective {spec!r} has a weight that is not a number") from None
+            spec = dict(zip(names, weights))
         if isinstance(spec, Mapping):
             unknown = [name for name in spec if name not in COMPONENTS]
             if unknown or not spec:

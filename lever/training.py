@@ -46,6 +46,12 @@ class TrainConfig:
     vector_q: bool = False
 
     def __post_init__(self):
+        for name in ("episodes", "seed") + (("max_steps",) if self.max_steps is not None else ()):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise LeverError(f"{name} must be an integer, got {value!r}")
+        if not 0 <= self.seed < 2**32:
+            raise LeverError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.algorithm not in ALGORITHMS:
             raise LeverError(f"unknown algorithm {self.algorithm!r}; valid: {', '.join(ALGORITHMS)}")
         if self.episodes < 1:

@@ -6,9 +6,11 @@ layout by :meth:`lever.gridworld.Layout.world`::
     (cells int8 (S,), width int, dist_exit int32 (S,), dist_lever int32 (S,),
      gold_id int32 (S,), gold_dist int32 (G, S), hazard_neighbours int8 (S,))
 
-with S = H*W cells indexed ``row * W + col``. Distances are BFS steps through
-cells that are neither wall nor hazard, -1 where unreachable. Episode state
-is a ``gold_taken`` uint8 (G,) mask plus a ``lever_on`` 0/1 flag.
+with S = H*W cells indexed ``row * W + col``. ``gold_dist`` is column-major
+(Layout builds it so) because every step reads one cell's column of it.
+Distances are BFS steps through cells that are neither wall nor hazard, -1
+where unreachable. Episode state is a ``gold_taken`` uint8 (G,) mask plus a
+``lever_on`` 0/1 flag.
 """
 
 import numpy as np
@@ -104,19 +106,20 @@ def step(world, pos, action, gold_taken, lever_on, reward):
 
     # Gold shaping uses the set remaining *before* this step at both ends, so
     # stepping onto a gold is +1 progress rather than a jump to the next one.
+    # Written without branches (selects and min) because which gold is left
+    # varies from step to step and mispredicted branches dominated the step.
     n_gold = gold_dist.shape[0]
-    near_before = -1
-    near_after = -1
+    unknown = cells.shape[0]  # longer than any BFS distance
+    near_before = unknown
+    near_after = unknown
     for g in range(n_gold):
-        if gold_taken[g] == 0:
-            db = gold_dist[g, pos]
-            da = gold_dist[g, nxt]
-            if db >= 0 and (near_before < 0 or db < near_before):
-                near_before = db
-            if da >= 0 and (near_after < 0 or da < near_after):
-                near_after = da
+        remaining = gold_taken[g] == 0
+        db = gold_dist[g, pos]
+        da = gold_dist[g, nxt]
+        near_before = min(near_before, db if remaining & (db >= 0) else unknown)
+        near_after = min(near_after, da if remaining & (da >= 0) else unknown)
     r_gold = -STEP_COST_GOLD
-    if near_before >= 0 and near_after >= 0:
+    if near_before < unknown and near_after < unknown:
         r_gold += near_before - near_after
     g = gold_id[nxt]
     if g >= 0 and gold_taken[g] == 0:

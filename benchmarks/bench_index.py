@@ -1,0 +1,117 @@
+"""hnswlib retrieval vs brute-force numpy, at growing numbers of policies.
+
+Run: ``python -m pytest benchmarks/bench_index.py --benchmark-only -s``
+
+Two query kinds, as :class:`lever.index.PolicyIndex` runs them, on synthetic
+vectors of the library's dimensions:
+
+* weight queries: maximum inner product over value signatures (C = 4,
+  searched as L2 over the 5-dim lifted vectors of
+  :func:`lever.index.mips_vectors`),
+  at 10³, 10⁴, 10⁵ and 10⁶ vectors;
+* similarity queries: cosine over behaviour embeddings (K·D = 16·4 = 64
+  dims), at 10⁴ and 10⁵ vectors (10⁶ when ``LEVER_BENCH_FULL=1``: its
+  build alone takes minutes on two cores).
+
+Graphs use M = 16, ef_construction = 100, built on every core; queries run
+one at a time on one thread with ef = max(k, 512), the library's setting.
+Isotropic random 64-dim vectors are the hardest case for a graph index
+(real behaviour embeddings have far lower intrinsic dimension), so the
+similarity runs also report ef = 2048. Brute force is numpy: one
+matrix-vector product and an ``argpartition`` per query. Per-query latency
+of both, their ratio, and recall@10 against brute force are printed and
+stored in ``extra_info``; the smallest size where HNSW is faster is where
+it starts to win.
+"""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from benchmarks.conftest import median_seconds
+from lever.index import IndexParams, build_graph, mips_query, mips_vectors
+
+K_NEAREST = 10
+N_QUERIES = 200
+PARAMS = IndexParams(M=16, ef_construction=100, ef_min=512)
+FULL = os.environ.get("LEVER_BENCH_FULL") == "1"
+MIPS_SIZES = [1_000, 10_000, 100_000, 1_000_000]
+COSINE_SIZES = [10_000, 100_000] + ([1_000_000] if FULL else [])
+
+
+def brute_force(vectors, queries, k):
+    """Top-k rows per query by score, best first, one query at a time (float32, like the graph)."""
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for i, query in enumerate(queries):
+        scores = vectors @ query
+        top = np.argpartition(-scores, k)[:k]
+        out[i] = top[np.argsort(-scores[top])]
+    return out
+
+
+def hnsw_search(graph, queries, k):
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for i, query in enumerate(queries):
+        out[i] = graph.knn_query(query[None], k=k, num_threads=1)[0][0]
+    return out
+
+
+def recall(found, truth):
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+
+
+def run_comparison(benchmark, kind, n, dim, graph, brute_vectors, graph_queries, brute_queries, build_s,
+                   extra_efs=()):
+    graph.set_ef(max(K_NEAREST, PARAMS.ef_min))
+    found = hnsw_search(graph, graph_queries, K_NEAREST)
+    truth = brute_force(brute_vectors, brute_queries, K_NEAREST)
+    benchmark.pedantic(hnsw_search, args=(graph, graph_queries, K_NEAREST), rounds=3, iterations=1)
+    hnsw_s = benchmark.stats.stats.median / N_QUERIES
+    brute_s = median_seconds(lambda: brute_force(brute_vectors, brute_queries, K_NEAREST)) / N_QUERIES
+    figures = {"kind": kind, "n_vectors": n, "dim": dim, "k": K_NEAREST, "ef": max(K_NEAREST, PARAMS.ef_min),
+               "M": PARAMS.M, "ef_construction": PARAMS.ef_construction, "build_s": build_s,
+               "hnsw_query_ms": hnsw_s * 1e3, "numpy_query_ms": brute_s * 1e3,
+               "speedup_vs_numpy": brute_s / hnsw_s, "recall_at_10": recall(found, truth)}
+    benchmark.extra_info.update(figures)
+    line = (f"\n{kind} n={n:>9,} dim={dim}: hnsw {hnsw_s * 1e3:.3f} ms/query, numpy {brute_s * 1e3:.3f} "
+            f"ms/query ({brute_s / hnsw_s:.2f}x), recall@10 {figures['recall_at_10']:.4f}, "
+            f"build {build_s:.1f} s")
+    for ef in extra_efs:
+        graph.set_ef(ef)
+        found = hnsw_search(graph, graph_queries, K_NEAREST)
+        ef_s = median_seconds(lambda: hnsw_search(graph, graph_queries, K_NEAREST)) / N_QUERIES
+        benchmark.extra_info[f"ef{ef}_query_ms"] = ef_s * 1e3
+        benchmark.extra_info[f"ef{ef}_recall_at_10"] = recall(found, truth)
+        benchmark.extra_info[f"ef{ef}_speedup_vs_numpy"] = brute_s / ef_s
+        line += (f"; at ef={ef}: {ef_s * 1e3:.3f} ms/query ({brute_s / ef_s:.2f}x), "
+                 f"recall@10 {recall(found, truth):.4f}")
+    print(line)
+
+
+@pytest.mark.parametrize("n", MIPS_SIZES)
+def test_weight_query_hnsw_vs_numpy(benchmark, n):
+    rng = np.random.default_rng(n)
+    # Spread like real value signatures: returns of order ±100 per component.
+    signatures = (rng.normal(size=(n, 4)) * [100.0, 30.0, 50.0, 20.0]).astype(np.float32)
+    weights = rng.uniform(-0.2, 1.0, size=(N_QUERIES, 4)).astype(np.float32)
+    began = time.perf_counter()
+    graph = build_graph(mips_vectors(signatures), "l2", params=PARAMS, threads=os.cpu_count() or 1)
+    build_s = time.perf_counter() - began
+    lifted_queries = np.stack([mips_query(w) for w in weights])
+    run_comparison(benchmark, "weights (MIPS)", n, 4, graph, signatures, lifted_queries, weights, build_s)
+
+
+@pytest.mark.parametrize("n", COSINE_SIZES)
+def test_similarity_query_hnsw_vs_numpy(benchmark, n):
+    rng = np.random.default_rng(n + 1)
+    embeddings = rng.normal(size=(n, 64)).astype(np.float32)
+    queries = rng.normal(size=(N_QUERIES, 64)).astype(np.float32)
+    began = time.perf_counter()
+    graph = build_graph(embeddings, "cosine", params=PARAMS, threads=os.cpu_count() or 1)
+    build_s = time.perf_counter() - began
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    unit_queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    run_comparison(benchmark, "similarity (cosine)", n, 64, graph, unit, queries, unit_queries, build_s,
+                   extra_efs=(2048,))

@@ -1,0 +1,398 @@
+"""Support-aware composition of library policies, offline evaluation and planning on the support.
+
+Everything offline here uses the *empirical model* of a combination and
+nothing else: the union of its members' logged (state, action) pairs, with
+the next state and reward vector each pair was logged with. The world is
+deterministic, so logged next states are exact; so are the path and hazard
+reward components. Gold and lever rewards depend on the episode's history
+(the state is position only), so the model holds them as seen in the first
+visit's context, and offline returns on those components are estimates.
+
+The entry point :func:`compose` retrieves candidates from a library, lets a
+strategy (:mod:`lever.strategies`) choose a combination, and returns a
+:class:`~lever.strategies.StrategyResult` whose ``policy`` is a
+:class:`ComposedPolicy` usable directly as a gymnasium policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import LeverError
+from .evaluation import RolloutResult, rollout
+from .gridworld import Layout
+from .kernels.compose import (
+    END_NAMES, OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
+    offline_rollout_batch, offline_rollout_batch_serial, support_bits,
+)
+from .kernels.constants import N_ACTIONS, N_COMPONENTS
+from .kernels.planning import plan_batch
+from .objectives import Objective, ObjectiveLike
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .strategies import StrategyResult
+
+OPERATORS = {"sum": OP_SUM, "max": OP_MAX}
+
+#: Batches smaller than this run on one thread: waking the thread pool costs more than it saves.
+PARALLEL_MIN_BATCH = 512
+
+
+def _operator_code(operator: str) -> int:
+    if operator not in OPERATORS:
+        raise LeverError(f"unknown composition operator {operator!r}; valid: {', '.join(OPERATORS)}")
+    return OPERATORS[operator]
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyStack:
+    """Every policy of one layout, stacked and checked, ready for the kernels.
+
+    Arrays (P policies, S states, A actions, C components): ``q`` float
+    (P, S, A); ``support`` uint8 (P, S) bit masks of visited actions;
+    ``next_state`` int32 (P, S, A); ``reward_model`` float64 (P, S, A, C);
+    ``q_vector`` float (P, S, A, C) or None; ``policy_ids`` int64 (P,).
+    Build it with :meth:`from_tables` (a library's ``PolicyTables``) or
+    :meth:`from_policies` (``TrainedPolicy`` objects).
+    """
+
+    layout: Layout
+    policy_ids: np.ndarray
+    q: np.ndarray
+    support: np.ndarray
+    next_state: np.ndarray
+    reward_model: np.ndarray
+    q_vector: np.ndarray | None
+
+    @classmethod
+    def from_arrays(cls, layout: Layout, q, visits, next_state, reward_model, q_vector=None,
+                    policy_ids=None) -> "PolicyStack":
+        """Check shapes and values of stacked tables, then pack the support bits."""
+        q = np.asarray(q)
+        visits = np.asarray(visits)
+        next_state = np.asarray(next_state)
+        reward_model = np.asarray(reward_model)
+        if q.ndim != 3 or q.shape[1:] != (layout.n_states, N_ACTIONS) or q.shape[0] == 0:
+            raise LeverError(f"Q tables must have shape (P>0, S={layout.n_states}, A={N_ACTIONS}) "
+                             f"for layout {layout.id}, got {q.shape}")
+        if not np.issubdtype(q.dtype, np.floating):
+            raise LeverError(f"Q tables must be float, got {q.dtype}")
+        shape = q.shape
+        for name, array, want in (("visits", visits, shape), ("next_state", next_state, shape),
+                                  ("reward_model", reward_model, shape + (N_COMPONENTS,))):
+            if array.shape != want:
+                raise LeverError(f"{name} has shape {array.shape}, expected {want} to match the Q tables")
+        if not np.all(np.isfinite(q)):
+            raise LeverError("Q tables contain NaN or infinity")
+        if q_vector is not None:
+            q_vector = np.asarray(q_vector)
+            if q_vector.shape != shape + (N_COMPONENTS,):
+                raise LeverError(f"q_vector has shape {q_vector.shape}, expected {shape + (N_COMPONENTS,)}")
+            if not np.all(np.isfinite(q_vector)):
+                raise LeverError("vector Q tables contain NaN or infinity")
+        visited = visits > 0
+        logged = next_state[visited]
+        if logged.size and (logged.min() < 0 or logged.max() >= layout.n_states):
+            raise LeverError("next_state of a visited pair lies outside the layout")
+        if policy_ids is None:
+            policy_ids = np.arange(shape[0], dtype=np.int64)
+        policy_ids = np.asarray(policy_ids, dtype=np.int64)
+        if policy_ids.shape != (shape[0],):
+            raise LeverError(f"policy_ids has shape {policy_ids.shape}, expected ({shape[0]},)")
+        support = np.empty(shape[:2], dtype=np.uint8)
+        support_bits(np.ascontiguousarray(visits), support)
+        return cls(layout, policy_ids, np.ascontiguousarray(q), support,
+                   np.ascontiguousarray(next_state, dtype=np.int32),
+                   np.ascontiguousarray(reward_model, dtype=np.float64),
+                   None if q_vector is None else np.ascontiguousarray(q_vector))
+
+    @classmethod
+    def from_tables(cls, layout: Layout, tables) -> "PolicyStack":
+        """From a library's ``PolicyTables`` of ``layout``."""
+        return cls.from_arrays(layout, tables.q, tables.visits, tables.next_state, tables.reward_model,
+                               tables.q_vector, tables.policy_ids)
+
+    @classmethod
+    def from_policies(cls, layout: Layout, policies, policy_ids=None) -> "PolicyStack":
+        """From ``TrainedPolicy`` objects of ``layout`` (vector Q kept only if every one has it)."""
+        policies = list(policies)
+        if not policies:
+            raise LeverError("no policies to stack")
+        wrong = [p.layout_id for p in policies if p.layout_id != layout.id]
+        if wrong:
+            raise LeverError(f"policies trained on layout(s) {sorted(set(wrong))}, not {layout.id}")
+        have_vector = all(p.q_vector is not None for p in policies)
+        return cls.from_arrays(layout, np.stack([p.q for p in policies]),
+                               np.stack([p.visits for p in policies]),
+                               np.stack([p.next_state for p in policies]),
+                               np.stack([p.reward_model for p in policies]),
+                               np.stack([p.q_vector for p in policies]) if have_vector else None,
+                               policy_ids)
+
+    @property
+    def n_policies(self) -> int:
+        return self.q.shape[0]
+
+    def rows(self, policy_ids) -> np.ndarray:
+        """Rows (int64) of the given policy ids; LeverError for an id this stack lacks."""
+        index = {int(pid): row for row, pid in enumerate(self.policy_ids)}
+        missing = [int(p) for p in policy_ids if int(p) not in index]
+        if missing:
+            raise LeverError(f"policy ids {missing} are not policies of layout {self.layout.id}")
+        return np.array([index[int(p)] for p in policy_ids], dtype=np.int64)
+
+    def values(self, objective: ObjectiveLike, operator: str) -> np.ndarray:
+        """The per-policy table the operator composes, (P, S, A).
+
+        ``sum`` composes each policy's own scalar Q (the study's operator).
+        ``max`` (GPI) evaluates every policy under the new objective, w · Qvec,
+        when vector Q tables exist, else falls back to the scalar Q; either
+        is -inf where the policy did not visit (s, a).
+        """
+        if operator != "max":
+            return self.q
+        values = self.q if self.q_vector is None else self.q_vector @ Objective.parse(objective).array
+        masked = np.empty(values.shape, dtype=values.dtype)
+        mask_unvisited(np.ascontiguousarray(values), self.support, masked)
+        return masked
+
+    def empirical_model(self, rows) -> "EmpiricalModel":
+        """The empirical model of the union support of ``rows``."""
+        return EmpiricalModel.of(self, rows)
+
+
+@dataclass(frozen=True, eq=False)
+class EmpiricalModel:
+    """Logged dynamics of a combination's union support.
+
+    ``support`` bool (S, A); ``next_state`` int32 (S, A), -1 outside the
+    support; ``reward_model`` float64 (S, A, C), zeros outside it. Each pair
+    comes from the first member (in ``rows`` order) that visited it, the
+    same rule the offline kernels use.
+    """
+
+    rows: tuple[int, ...]
+    support: np.ndarray
+    next_state: np.ndarray
+    reward_model: np.ndarray
+
+    @classmethod
+    def of(cls, stack: PolicyStack, rows) -> "EmpiricalModel":
+        rows = tuple(int(r) for r in rows)
+        n_states = stack.layout.n_states
+        support = np.zeros((n_states, N_ACTIONS), dtype=bool)
+        next_state = np.full((n_states, N_ACTIONS), -1, dtype=np.int32)
+        reward_model = np.zeros((n_states, N_ACTIONS, N_COMPONENTS))
+        bits = np.arange(N_ACTIONS)
+        for row in rows:
+            visited = ((stack.support[row][:, None] >> bits) & 1).astype(bool)
+            new = visited & ~support
+            next_state[new] = stack.next_state[row][new]
+            reward_model[new] = stack.reward_model[row][new]
+            support |= visited
+        return cls(rows, support, next_state, reward_model)
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of all (state, action) pairs the union support covers."""
+        return float(self.support.mean())
+
+
+@dataclass(frozen=True)
+class OfflineBatch:
+    """Offline rollouts of B composed policies through their empirical models.
+
+    ``returns`` float64 (B,) = w · return vector; ``return_vectors`` (B, C);
+    ``steps`` int64 (B,); ``ends`` int8 (B,) codes into :data:`END_NAMES`;
+    ``paths`` int32 (B, max_steps + 1) padded with -1, or None.
+    """
+
+    returns: np.ndarray
+    return_vectors: np.ndarray
+    steps: np.ndarray
+    ends: np.ndarray
+    paths: np.ndarray | None = None
+
+    def end(self, b: int) -> str:
+        return END_NAMES[int(self.ends[b])]
+
+    def path(self, b: int) -> np.ndarray:
+        """Visited cells of rollout ``b`` (start included); needs ``record_path``."""
+        if self.paths is None:
+            raise LeverError("offline paths were not recorded (pass record_path=True)")
+        return self.paths[b, : int(self.steps[b]) + 1].copy()
+
+
+def _check_combos(stack: PolicyStack, combos) -> np.ndarray:
+    combos = np.ascontiguousarray(combos, dtype=np.int64)
+    if combos.ndim != 2 or combos.shape[1] == 0:
+        raise LeverError(f"combinations must be an int array (B, k>0), got shape {combos.shape}")
+    if combos.size and (combos.min() < 0 or combos.max() >= stack.n_policies):
+        raise LeverError(f"combination rows must be in 0..{stack.n_policies - 1}")
+    return combos
+
+
+def _betas(betas, combos: np.ndarray) -> np.ndarray:
+    if betas is None:
+        return np.ones(combos.shape, dtype=np.float64)
+    betas = np.asarray(betas, dtype=np.float64)
+    if not np.all(np.isfinite(betas)):
+        raise LeverError("member weights (betas) must be finite")
+    try:
+        return np.ascontiguousarray(np.broadcast_to(betas, combos.shape))
+    except ValueError:
+        raise LeverError(f"betas of shape {betas.shape} do not fit combinations {combos.shape}") from None
+
+
+def compose_actions(stack: PolicyStack, combos, objective: ObjectiveLike = "path",
+                    operator: str = "sum", betas=None, values=None) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy action tables of B compositions, one kernel call.
+
+    combos: int (B, k) rows of ``stack``; betas: per-member weights,
+    broadcast to (B, k) (default 1); values: ``stack.values(objective,
+    operator)`` when the caller already has it (repeated calls). Returns
+    actions int32 (B, S), -1 at dead ends, and the number of (s, a) pairs
+    each union support covers, int64 (B,).
+    """
+    code = _operator_code(operator)
+    objective = Objective.parse(objective)
+    combos = _check_combos(stack, combos)
+    betas = _betas(betas, combos)
+    if code == OP_MAX and not np.all(betas > 0):
+        raise LeverError("the max operator needs positive member weights (betas)")
+    if values is None:
+        values = stack.values(objective, operator)
+    actions = np.empty((combos.shape[0], stack.layout.n_states), dtype=np.int32)
+    covered = np.empty(combos.shape[0], dtype=np.int64)
+    kernel = compose_batch if combos.shape[0] >= PARALLEL_MIN_BATCH else compose_batch_serial
+    kernel(values, stack.support, combos, betas, code, actions, covered)
+    return actions, covered
+
+
+def offline_evaluate(stack: PolicyStack, combos, actions, objective: ObjectiveLike,
+                     record_path: bool = False, max_steps: int | None = None) -> OfflineBatch:
+    """Roll each action table (B, S) out through its combination's empirical model."""
+    combos = _check_combos(stack, combos)
+    actions = np.ascontiguousarray(actions, dtype=np.int32)
+    if actions.shape != (combos.shape[0], stack.layout.n_states):
+        raise LeverError(f"actions must have shape {(combos.shape[0], stack.layout.n_states)}, "
+                         f"got {actions.shape}")
+    weights = Objective.parse(objective).array
+    max_steps = max_steps or stack.layout.max_steps
+    n = combos.shape[0]
+    returns = np.empty(n)
+    vectors = np.empty((n, N_COMPONENTS))
+    steps = np.empty(n, dtype=np.int64)
+    ends = np.empty(n, dtype=np.int8)
+    paths = np.empty((n, max_steps + 1) if record_path else (0, 0), dtype=np.int32)
+    kernel = offline_rollout_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_batch_serial
+    kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, stack.layout.world[0],
+           stack.layout.start, max_steps, weights, returns, vectors, steps, ends, paths)
+    return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)
+
+
+@dataclass(frozen=True, eq=False)
+class PlanResult:
+    """Value iteration on one union support: ``q`` float64 (S, A) (-inf off the support),
+    ``actions`` int32 (S,) (-1 = dead end), ``iterations`` sweeps done."""
+
+    q: np.ndarray
+    actions: np.ndarray
+    iterations: int
+
+
+def plan_on_support(stack: PolicyStack, rows, objective: ObjectiveLike, gamma: float = 0.99,
+                    tol: float = 1e-9, max_iters: int = 10_000) -> PlanResult:
+    """Value iteration under ``objective`` over the empirical model of ``rows`` only."""
+    if not 0 <= gamma < 1:
+        raise LeverError(f"planning gamma must be in [0, 1), got {gamma}")
+    combos = _check_combos(stack, np.asarray(rows).reshape(1, -1))
+    n_states = stack.layout.n_states
+    q = np.empty((1, n_states, N_ACTIONS))
+    actions = np.empty((1, n_states), dtype=np.int32)
+    iterations = np.empty(1, dtype=np.int64)
+    plan_batch(combos, stack.support, stack.next_state, stack.reward_model, stack.layout.world[0],
+               Objective.parse(objective).array, float(gamma), float(tol), int(max_iters),
+               q, actions, iterations)
+    return PlanResult(q[0], actions[0], int(iterations[0]))
+
+
+@dataclass(frozen=True, eq=False)
+class ComposedPolicy:
+    """A composed (or planned) deterministic policy: a greedy action per state.
+
+    ``actions`` int32 (S,), -1 where the combination supports no action;
+    ``policy_ids`` the library policies it was composed from. Calling it
+    with an observation (the cell index a ``GridWorldEnv`` returns) gives the
+    action; a dead end raises :class:`LeverError` instead of moving at random.
+    """
+
+    actions: np.ndarray
+    policy_ids: tuple[int, ...]
+    operator: str
+    planned: bool
+    layout_id: str
+
+    def __call__(self, observation) -> int:
+        state = int(observation)
+        if not 0 <= state < self.actions.shape[0]:
+            raise LeverError(f"observation {state} is not a state of this policy (0..{self.actions.shape[0] - 1})")
+        action = int(self.actions[state])
+        if action < 0:
+            raise LeverError(f"dead end at state {state}: the composed support has no action there")
+        return action
+
+    @property
+    def dead_ends(self) -> np.ndarray:
+        """States with no supported action, int64 (D,)."""
+        return np.flatnonzero(self.actions < 0)
+
+
+@dataclass(frozen=True, eq=False)
+class TrueEvaluation:
+    """A composed policy's greedy rollout in the real world, and how much of it the support covered."""
+
+    rollout: RolloutResult
+    route_on_support: float
+
+
+def true_evaluate(layout: Layout, actions: np.ndarray, support: np.ndarray,
+                  objective: ObjectiveLike) -> TrueEvaluation:
+    """Greedy rollout of ``actions`` (S,) in the real environment (:func:`lever.evaluation.rollout`).
+
+    ``route_on_support`` is the fraction of the route's steps whose (s, a)
+    lies in ``support`` bool (S, A) (1.0 for a route with no steps).
+    """
+    result = rollout(layout, np.asarray(actions, dtype=np.int32), objective, record_path=True)
+    states = result.path[:-1] if result.steps else result.path[:0]
+    if result.steps:
+        on = support[states, np.asarray(actions)[states]]
+        fraction = float(on.mean())
+    else:
+        fraction = 1.0
+    return TrueEvaluation(result, fraction)
+
+
+def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
+            strategy: str = "hybrid", k: int = 3, width: int = 4, operator: str = "sum",
+            scoring: str = "offline", plan: bool = False, pool: int | None = None) -> "StrategyResult":
+    """Compose a policy for ``objective`` from ``library`` policies, offline.
+
+    library: a :class:`lever.library.PolicyLibrary`; layout: a layout id, a
+    :class:`Layout` held by the library, or None when it holds exactly one;
+    strategy: ``targeted`` | ``hybrid`` | ``exhaustive`` | ``beam``; k:
+    candidates per component for hybrid (and beam's seed grid); width: beam
+    width; operator: ``sum`` | ``max``; scoring: ``offline`` | ``sf`` |
+    ``ridge``; plan: also plan on the chosen support and keep the plan when
+    it scores better offline; pool: cap on candidates per component.
+    Returns a :class:`~lever.strategies.StrategyResult` (``.policy`` is the
+    :class:`ComposedPolicy`).
+    """
+    from .strategies import make_strategy, prepare_layout, search
+
+    strat = make_strategy(strategy, k=k, width=width)
+    prepared = prepare_layout(library, layout)
+    return search(prepared, objective, strat, operator=operator, scoring=scoring, plan=plan, pool=pool)

@@ -1,0 +1,128 @@
+"""Successor features of deterministic greedy policies, for a batch of policies at once.
+
+For a policy π (an action per state) and a start state s, the successor
+feature is ψ(s) = Σ_t γ^t φ_t along the rollout of π from s in the true
+world, where φ_t is the reward vector of step t (C entries) optionally
+followed by a one-hot of the kind of the cell entered at step t (N_KINDS
+entries). Every rollout carries its own episode state (gold taken, lever)
+and starts fresh: nothing is collected and the lever is off at step 0.
+With γ = 1 the reward part of ψ(start) is exactly the return vector of the
+greedy rollout, so ``w · ψ(start)`` is the return under any composite ``w``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .constants import HAZARD
+from .rollout import greedy_action
+from .world import step
+
+#: How a rollout ended, as stored in the ``ends`` output.
+END_STEP_CAP = 0
+END_EXIT = 1
+END_HAZARD = 2
+END_DEAD_END = 3
+
+
+@njit(cache=True, parallel=True)
+def greedy_policies(q):
+    """Greedy action per state of a stack of Q tables (P, S, A) → int32 (P, S), lowest index on ties."""
+    n_policies, n_states = q.shape[0], q.shape[1]
+    out = np.empty((n_policies, n_states), dtype=np.int32)
+    for p in prange(n_policies):
+        for s in range(n_states):
+            out[p, s] = greedy_action(q[p], s)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def successor_features(world, actions, starts, max_steps, gamma, n_components, cell_kinds, skip_cycles,
+                       psi, steps, ends):
+    """ψ for every (policy, start) pair, one rollout each, in parallel over pairs.
+
+    world: layout tuple; actions: int32 (P, S), -1 = no action (the rollout
+    stops as a dead end); starts: int64 (K,) start cells; max_steps: step
+    cap; gamma: discount of step t is γ^t (t = 0 for the first step);
+    n_components: C, the reward-vector length; cell_kinds: also sum one-hots
+    of the entered cell's kind; skip_cycles: sum the cycle of a looping
+    rollout in closed form instead of stepping it to the cap (see below).
+    Filled in place: psi float64 (P, K, D) with D = C (+ N_KINDS when
+    ``cell_kinds``); steps int32 (P, K), steps taken; ends int8 (P, K), one
+    of the ``END_*`` codes.
+
+    A policy acts on position only, so a rollout that re-enters a cell has
+    entered a cycle of positions it never leaves (a cycle holds no exit or
+    hazard, or the rollout would have ended). Its first traversal may still
+    collect gold or pull the lever; from the second traversal on nothing
+    changes, so every later traversal has the same rewards. With
+    ``skip_cycles`` the kernel steps the second traversal, then adds the
+    whole number of further traversals that fit under the cap as a
+    geometric sum and steps only the remainder. The result equals stepping
+    to the cap up to float rounding.
+    """
+    n_policies = actions.shape[0]
+    n_starts = starts.shape[0]
+    n_gold = world[5].shape[0]
+    cells = world[0]
+    n_states = cells.shape[0]
+    dim = psi.shape[2]
+    for job in prange(n_policies * n_starts):
+        p = job // n_starts
+        k = job - p * n_starts
+        # Scratch per rollout, reused for every step of it.
+        gold_taken = np.zeros(n_gold, dtype=np.uint8)
+        reward = np.zeros(n_components)
+        entered_at = np.full(n_states, -1, dtype=np.int64)
+        cycle = np.zeros(dim)
+        for d in range(dim):
+            psi[p, k, d] = 0.0
+        pos = starts[k]
+        entered_at[pos] = 0
+        lever_on = 0
+        discount = 1.0
+        t = 0
+        end = END_STEP_CAP
+        phase = 0 if skip_cycles else 2  # 0 looking for a cycle, 1 in its second traversal, 2 done
+        cycle_len = 0
+        cycle_discount = 1.0
+        while t < max_steps:
+            action = actions[p, pos]
+            if action < 0:
+                end = END_DEAD_END
+                break
+            pos, lever_on, done = step(world, pos, action, gold_taken, lever_on, reward)
+            for c in range(n_components):
+                psi[p, k, c] += discount * reward[c]
+            if cell_kinds:
+                psi[p, k, n_components + cells[pos]] += discount
+            if phase == 1:
+                for c in range(n_components):
+                    cycle[c] += cycle_discount * reward[c]
+                if cell_kinds:
+                    cycle[n_components + cells[pos]] += cycle_discount
+                cycle_discount *= gamma
+            t += 1
+            discount *= gamma
+            if done:
+                end = END_HAZARD if cells[pos] == HAZARD else END_EXIT
+                break
+            if phase == 0:
+                if entered_at[pos] >= 0:
+                    phase = 1
+                    cycle_len = t - entered_at[pos]
+                    cycle_end = t + cycle_len
+                else:
+                    entered_at[pos] = t
+            elif phase == 1 and t == cycle_end:
+                phase = 2
+                repeats = (max_steps - t) // cycle_len
+                if cycle_discount == 1.0:
+                    factor = float(repeats)
+                else:
+                    factor = (1.0 - cycle_discount ** repeats) / (1.0 - cycle_discount)
+                for d in range(dim):
+                    psi[p, k, d] += discount * factor * cycle[d]
+                t += repeats * cycle_len
+                discount *= cycle_discount ** repeats
+        steps[p, k] = t
+        ends[p, k] = end

@@ -1,0 +1,60 @@
+"""The ``lever demo`` and ``lever train`` commands."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lever import Layout, TrainConfig, rollout, train
+from lever.cli import main
+from tests.conftest import ROOT
+
+
+def test_demo_runs_the_built_in_default(capsys, tmp_path):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert capsys.readouterr().out.startswith("lever demo")
+    assert any((tmp_path / "demo").iterdir())
+
+
+def test_train_prints_the_trained_policy_and_its_rollout(capsys):
+    assert main(["train"]) == 0
+    out = capsys.readouterr().out
+    layout = Layout.generate("grid16", seed=0)
+    result = rollout(layout, train(layout, "path", TrainConfig.from_budget("X1", "grid16")), "path")
+    assert f"id {layout.id}" in out and layout.to_text() in out
+    assert "trained path with sarsa, 10000 episodes, gamma=0.0" in out
+    assert f"greedy rollout: return {result.ret:.2f}, {result.steps} steps, ended at {result.end}" in out
+
+
+def test_train_with_options(capsys):
+    argv = ["train", "--grid", "grid8", "--seed", "3", "--objective", "path+gold+hazard",
+            "--algorithm", "q_learning", "--gamma", "0.9", "--train-seed", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    layout = Layout.generate("grid8", seed=3)
+    config = TrainConfig.from_budget("X1", "grid8", algorithm="q_learning", gamma=0.9, seed=2)
+    result = rollout(layout, train(layout, "path+gold+hazard", config), "path+gold+hazard")
+    assert "trained path+gold+hazard with q_learning, 10000 episodes, gamma=0.9" in out
+    assert f"return {result.ret:.2f}, {result.steps} steps, ended at {result.end}" in out
+
+
+def test_bad_objective_is_one_line_and_status_2(capsys):
+    assert main(["train", "--grid", "grid8", "--objective", "path+speed"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lever: error:") and "valid components: path, gold, hazard, lever" in err
+    assert main(["train", "--grid", "grid8", "--gamma", "2"]) == 2
+    assert "gamma" in capsys.readouterr().err
+
+
+def test_bad_choices_are_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--grid", "grid99"])
+    assert exit_info.value.code == 2
+    assert "grid16-dense" in capsys.readouterr().err
+
+
+def test_demo_as_a_module_in_a_new_process(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lever.cli", "demo", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("lever demo")

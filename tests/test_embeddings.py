@@ -1,0 +1,241 @@
+"""Successor-feature embeddings against a slow rollout-and-sum, value signatures, ridge regression."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from lever import GridSpec, Layout, LeverError, Objective, TrainConfig, rollout, train
+from lever.embeddings import (
+    END_NAMES, EmbeddingConfig, RidgeRegressor, behaviour_embeddings, canonical_states, embed_policies,
+    free_cells, predicted_returns, value_signatures,
+)
+from lever.kernels import constants as K
+from lever.kernels.world import step
+
+ALL_OBJECTIVES = ["+".join(c) for n in range(1, 5) for c in itertools.combinations(K.COMPONENT_NAMES, n)]
+
+
+def slow_successor_features(layout, actions, states, gamma, cell_kinds):
+    """ψ by hand: one Python loop per (policy, start), stepping the world one move at a time."""
+    dim = K.N_COMPONENTS + (K.N_KINDS if cell_kinds else 0)
+    psi = np.zeros((len(actions), len(states), dim))
+    steps = np.zeros((len(actions), len(states)), dtype=int)
+    ends = [[None] * len(states) for _ in actions]
+    cells = layout.cells.ravel()
+    for p, table in enumerate(actions):
+        for k, start in enumerate(states):
+            gold_taken = np.zeros(len(layout.gold), dtype=np.uint8)
+            lever_on, pos, t, end = 0, int(start), 0, "step_cap"
+            reward = np.zeros(K.N_COMPONENTS)
+            while t < layout.max_steps:
+                action = int(table[pos])
+                if action < 0:
+                    end = "dead_end"
+                    break
+                pos, lever_on, done = step(layout.world, pos, action, gold_taken, lever_on, reward)
+                psi[p, k, :K.N_COMPONENTS] += gamma ** t * reward
+                if cell_kinds:
+                    psi[p, k, K.N_COMPONENTS + cells[pos]] += gamma ** t
+                t += 1
+                if done:
+                    end = "hazard" if cells[pos] == K.HAZARD else "exit"
+                    break
+            steps[p, k], ends[p][k] = t, end
+    return psi, steps, ends
+
+
+def slow_greedy(q):
+    """Greedy actions by np.argmax (first maximum = lowest index on ties)."""
+    return np.array([[int(np.argmax(row)) for row in table] for table in q], dtype=np.int32)
+
+
+def small_layout(seed):
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(3, 7)), int(rng.integers(3, 7))
+    free = h * w - 3
+    spec = GridSpec(height=h, width=w, n_gold=int(rng.integers(0, min(4, free // 3) + 1)),
+                    n_walls=int(rng.integers(0, free // 4 + 1)),
+                    n_hazards=int(rng.integers(0, free // 4 + 1)),
+                    lever=bool(rng.integers(0, 2)), seed=seed)
+    try:
+        return Layout.generate(spec)
+    except LeverError:
+        return Layout.generate(GridSpec(height=h, width=w, n_gold=1, n_walls=0, n_hazards=0, seed=seed))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_kernel_matches_slow_rollout_on_random_policies(seed):
+    layout = small_layout(seed)
+    rng = np.random.default_rng(100 + seed)
+    n_policies = 6
+    # Small integer Q values make ties common, which exercises the lowest-index tie rule.
+    q = rng.integers(0, 3, size=(n_policies, layout.n_states, K.N_ACTIONS)).astype(np.float64)
+    if seed % 2:
+        q = rng.normal(size=q.shape).astype(np.float32)
+    config = EmbeddingConfig(n_states=min(5, len(free_cells(layout))), gamma=[1.0, 0.9, 0.5][seed % 3],
+                             cell_kinds=bool(seed % 2), seed=seed)
+    states = canonical_states(layout, config.n_states, config.seed)
+    fast = embed_policies(layout, q, states, config)
+    psi, steps, ends = slow_successor_features(layout, slow_greedy(q), states, config.gamma,
+                                               config.cell_kinds)
+    np.testing.assert_allclose(fast.psi, psi, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(fast.steps, steps)
+    assert [[END_NAMES[e] for e in row] for row in fast.ends] == ends
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kernel_matches_slow_rollout_on_action_tables_with_dead_ends(seed):
+    layout = small_layout(50 + seed)
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(-1, K.N_ACTIONS, size=(5, layout.n_states)).astype(np.int32)
+    states = canonical_states(layout, min(4, len(free_cells(layout))), seed)
+    config = EmbeddingConfig(n_states=states.size, gamma=0.95, cell_kinds=True)
+    fast = embed_policies(layout, actions, states, config)
+    psi, steps, ends = slow_successor_features(layout, actions, states, 0.95, True)
+    np.testing.assert_allclose(fast.psi, psi, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(fast.steps, steps)
+    assert [[END_NAMES[e] for e in row] for row in fast.ends] == ends
+
+
+@pytest.fixture(scope="module")
+def trained_grid8():
+    layout = Layout.generate("grid8", seed=3)
+    config = TrainConfig.from_budget("X1", "grid8", episodes=400)
+    policies = [train(layout, objective, config.with_seed(seed))
+                for objective in ALL_OBJECTIVES for seed in range(3)]
+    return layout, policies
+
+
+def test_kernel_matches_slow_rollout_on_trained_policies(trained_grid8):
+    layout, policies = trained_grid8
+    q = np.stack([p.q for p in policies[:10]])
+    config = EmbeddingConfig(n_states=8, gamma=0.9, cell_kinds=True, seed=1)
+    states = canonical_states(layout, 8, 1)
+    fast = embed_policies(layout, q, config=config)
+    psi, steps, _ = slow_successor_features(layout, slow_greedy(q), states, 0.9, True)
+    np.testing.assert_allclose(fast.psi, psi, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(fast.steps, steps)
+
+
+@pytest.mark.parametrize("weights", [(1, 0, 0, 0), (0, 1, 0, 0), (1, 1, 1, 1), (0.5, -2.0, 0.25, 3.0)])
+def test_value_signature_dot_weights_is_the_greedy_return(trained_grid8, weights):
+    layout, policies = trained_grid8
+    rng = np.random.default_rng(7)
+    q = np.concatenate([np.stack([p.q for p in policies]),
+                        rng.normal(size=(10, layout.n_states, K.N_ACTIONS))])
+    signatures = embed_policies(layout, q).value_signatures
+    predicted = predicted_returns(signatures, weights)
+    for p in range(q.shape[0]):
+        truth = rollout(layout, q[p], Objective.parse(weights))
+        assert predicted[p] == pytest.approx(truth.ret, rel=1e-12, abs=1e-9)
+        np.testing.assert_allclose(signatures[p], truth.return_vector, rtol=1e-12, atol=1e-9)
+
+
+def test_embedding_shapes_and_layout(trained_grid8):
+    layout, policies = trained_grid8
+    config = EmbeddingConfig(n_states=6, cell_kinds=True)
+    features = embed_policies(layout, np.stack([p.q for p in policies[:3]]), config=config)
+    assert features.psi.shape == (3, 6, K.N_COMPONENTS + K.N_KINDS)
+    assert config.embedding_dim == 6 * (K.N_COMPONENTS + K.N_KINDS)
+    np.testing.assert_array_equal(behaviour_embeddings(features.psi)[1], features.psi[1].ravel())
+    np.testing.assert_array_equal(value_signatures(features.psi), features.psi[:, 0, :K.N_COMPONENTS])
+    # Cell-kind counts sum to the number of steps taken.
+    np.testing.assert_allclose(features.psi[:, :, K.N_COMPONENTS:].sum(axis=2), features.steps)
+
+
+def test_canonical_states_start_first_distinct_free_and_seeded():
+    layout = Layout.generate("grid8", seed=2)
+    states = canonical_states(layout, 12, seed=5)
+    assert states[0] == layout.start
+    assert len(set(states.tolist())) == 12
+    assert set(states.tolist()) <= set(free_cells(layout).tolist())
+    np.testing.assert_array_equal(states, canonical_states(layout, 12, seed=5))
+    assert not np.array_equal(states, canonical_states(layout, 12, seed=6))
+    with pytest.raises(LeverError, match="free cells"):
+        canonical_states(layout, layout.n_states, seed=0)
+
+
+def test_bad_policies_are_rejected():
+    layout = Layout.generate("grid8", seed=0)
+    q = np.zeros((2, layout.n_states, K.N_ACTIONS))
+    q[1, 3, 2] = np.nan
+    with pytest.raises(LeverError, match="NaN"):
+        embed_policies(layout, q)
+    with pytest.raises(LeverError, match="shape"):
+        embed_policies(layout, np.zeros((2, layout.n_states + 1, K.N_ACTIONS)))
+    with pytest.raises(LeverError, match="actions"):
+        embed_policies(layout, np.full((1, layout.n_states), 7, dtype=np.int32))
+    with pytest.raises(LeverError, match="canonical states"):
+        embed_policies(layout, q[:1], states=np.array([layout.n_states]))
+    with pytest.raises(LeverError, match="gamma"):
+        EmbeddingConfig(gamma=1.5)
+
+
+# -- ridge regression ------------------------------------------------------------
+
+def test_ridge_beats_the_mean_on_held_out_policies(trained_grid8):
+    layout, policies = trained_grid8
+    rng = np.random.default_rng(0)
+    q = np.concatenate([np.stack([p.q for p in policies]),
+                        rng.normal(size=(20, layout.n_states, K.N_ACTIONS))])
+    weights = Objective.parse("path+gold+hazard").array
+    observed = np.array([rollout(layout, table, weights).ret for table in q])
+    config = EmbeddingConfig(n_states=16, seed=3)
+    features = embed_policies(layout, q, config=config)
+    report = RidgeRegressor(alpha=0.01).held_out_error(features.behaviour, observed, test_fraction=0.3,
+                                                       seed=1)
+    assert report.n_test == round(0.3 * len(q))
+    assert report.beats_mean
+    assert report.rmse < 0.5 * report.baseline_rmse, report
+    # On the value signatures alone the return is exactly linear, and ridge recovers it.
+    exact = RidgeRegressor(alpha=1e-10).held_out_error(features.value_signatures, observed,
+                                                       test_fraction=0.3, seed=1)
+    assert exact.rmse < 1e-6 * exact.baseline_rmse, exact
+
+
+def test_ridge_with_no_penalty_is_least_squares():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 4)) * [1.0, 10.0, 0.1, 3.0]
+    y = X @ [2.0, -1.0, 4.0, 0.5] + 3.0 + rng.normal(scale=0.01, size=50)
+    model = RidgeRegressor(alpha=0.0).fit(X, y)
+    design = np.column_stack([X, np.ones(50)])
+    expected = design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    np.testing.assert_allclose(model.predict(X), expected, rtol=1e-9, atol=1e-9)
+    # A penalty shrinks the coefficients.
+    shrunk = RidgeRegressor(alpha=100.0).fit(X, y)
+    assert np.linalg.norm(shrunk.coef_) < np.linalg.norm(model.coef_)
+
+
+def test_ridge_rejects_bad_input():
+    with pytest.raises(LeverError, match="before fit"):
+        RidgeRegressor().predict(np.zeros((2, 2)))
+    with pytest.raises(LeverError, match="alpha"):
+        RidgeRegressor(alpha=-1)
+    with pytest.raises(LeverError, match="targets"):
+        RidgeRegressor().fit(np.zeros((3, 2)), np.zeros(4))
+    with pytest.raises(LeverError, match="NaN"):
+        RidgeRegressor().fit(np.array([[np.nan]]), np.zeros(1))
+    model = RidgeRegressor().fit(np.ones((3, 2)), np.arange(3.0))
+    with pytest.raises(LeverError, match="columns"):
+        model.predict(np.ones((1, 3)))
+    with pytest.raises(LeverError, match="too few"):
+        RidgeRegressor().held_out_error(np.ones((2, 2)), np.zeros(2))
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.97, 0.5])
+def test_cycle_skipping_equals_stepping_to_the_cap(gamma):
+    layout = Layout.generate("grid8", seed=4)
+    rng = np.random.default_rng(11)
+    # Random tables loop often; gold and the lever on a loop make the first traversal differ.
+    q = rng.normal(size=(40, layout.n_states, K.N_ACTIONS))
+    config = EmbeddingConfig(n_states=10, gamma=gamma, cell_kinds=True, seed=2)
+    skipped = embed_policies(layout, q, config=config)
+    stepped = embed_policies(layout, q, config=config, skip_cycles=False)
+    assert (skipped.ends == 0).sum() > 100  # many rollouts hit the step cap through a cycle
+    np.testing.assert_allclose(skipped.psi, stepped.psi, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(skipped.steps, stepped.steps)
+    np.testing.assert_array_equal(skipped.ends, stepped.ends)
+    states = canonical_states(layout, 10, 2)
+    psi, steps, _ = slow_successor_features(layout, slow_greedy(q[:8]), states, gamma, True)
+    np.testing.assert_allclose(stepped.psi[:8], psi, rtol=1e-12, atol=1e-9)

@@ -1,0 +1,171 @@
+"""Strategies over a real (small) library: nesting, equalities, scorings, the API and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+import lever
+from lever import LeverError
+from lever.cli import main
+from lever.compose import compose, compose_actions, offline_evaluate
+from lever.library import PolicyLibrary
+from lever.strategies import (
+    Beam, Exhaustive, Hybrid, Targeted, grid, prepare_layout, retrieve, search,
+)
+
+STUDY_OBJECTIVES = ("path", "gold", "lever", "hazard", "hazard+lever", "path+gold", "path+gold+hazard",
+                    "path+gold+hazard+lever")
+QUERIES = ("path+gold+hazard", "path+gold", "gold+hazard+lever", "path+hazard", "lever")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """grid8, two layouts, two budgets, the study's objectives, few episodes: 32 policies."""
+    root = tmp_path_factory.mktemp("library")
+    return PolicyLibrary.build(root, setting="grid8", layout_seeds=(0, 1), budgets=("X1", "X5"),
+                               objectives=STUDY_OBJECTIVES, episodes=600, jobs=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def prepared(library):
+    return [prepare_layout(library, layout_id) for layout_id in library.layout_ids]
+
+
+def test_candidates_are_relevant_and_ranked(prepared):
+    for prep in prepared:
+        candidates = retrieve(prep, "path+gold+hazard")
+        assert candidates.components == ("path", "gold", "hazard")
+        for c, rows, scores in zip((0, 1, 2), candidates.rows, candidates.scores):
+            assert all(prep.objectives[r].weights[c] != 0 for r in rows)
+            assert np.all(np.diff(scores) <= 0)
+            # every policy trained on the component is a candidate, ranked by w_c ψ_c(start)
+            assert rows.size == sum(o.weights[c] != 0 for o in prep.objectives)
+            np.testing.assert_allclose(scores, prep.signatures[rows, c])
+
+
+def test_strategy_scores_are_nested(prepared):
+    # All strategies take prefixes of one ranked candidate list, so the scored
+    # sets are nested and so are the best offline scores.
+    for prep in prepared:
+        for objective in QUERIES:
+            for operator in ("sum", "max"):
+                scores = [search(prep, objective, strategy, operator=operator).offline_score
+                          for strategy in (Targeted(), Hybrid(2), Beam(width=2, k=2), Exhaustive())]
+                assert scores[0] <= scores[1] <= scores[2] <= scores[3], (objective, operator, scores)
+
+
+def test_hybrid_with_every_candidate_equals_exhaustive(prepared):
+    for prep in prepared:
+        for objective in QUERIES:
+            most = max(r.size for r in retrieve(prep, objective).rows)
+            full = search(prep, objective, Hybrid(most))
+            exhaustive = search(prep, objective, Exhaustive())
+            assert full.policy_ids == exhaustive.policy_ids
+            assert full.offline_score == exhaustive.offline_score
+            assert full.combinations_tried == exhaustive.combinations_tried
+
+
+def test_exhaustive_finds_the_best_combination_by_brute_force(prepared):
+    prep = prepared[0]
+    candidates = retrieve(prep, "path+gold+hazard")
+    combos = grid(candidates.rows)
+    actions, _ = compose_actions(prep.stack, combos, "path+gold+hazard")
+    offline = offline_evaluate(prep.stack, combos, actions, "path+gold+hazard")
+    result = search(prep, "path+gold+hazard", Exhaustive())
+    assert result.combinations_tried == combos.shape[0]
+    assert result.offline_score == offline.returns.max()
+    best = tuple(int(prep.stack.policy_ids[r]) for r in combos[np.argmax(offline.returns)])
+    assert result.policy_ids == best
+
+
+def test_result_fields_are_consistent(library, prepared):
+    prep = prepared[0]
+    result = search(prep, "path+gold+hazard", Hybrid(2), plan=False)
+    assert result.combinations_tried == 8
+    assert result.strategy == "hybrid(k=2)"
+    assert len(result.policy_ids) == 3
+    assert all(library.record(p).objective.weights[c] != 0 for p, c in zip(result.policy_ids, (0, 1, 2)))
+    truth = lever.rollout(prep.layout, result.policy.actions, "path+gold+hazard")
+    assert result.true_return == truth.ret
+    assert result.true_end == truth.end
+    assert result.true_return_vector == tuple(truth.return_vector)
+    assert 0 < result.coverage <= 1
+    assert result.route_on_support == 1.0
+    assert result.total_time == pytest.approx(result.retrieval_time + result.composition_time
+                                              + result.scoring_time + result.planning_time)
+    assert min(result.retrieval_time, result.composition_time, result.scoring_time) > 0
+    # same inputs, same answer
+    again = search(prep, "path+gold+hazard", Hybrid(2))
+    assert (again.policy_ids, again.offline_score, again.true_return) == \
+        (result.policy_ids, result.offline_score, result.true_return)
+
+
+def test_sf_and_ridge_scorings(prepared):
+    prep = prepared[1]
+    candidates = retrieve(prep, "path+gold+hazard")
+    combos = grid(candidates.prefix(3))
+    predicted = sum(prep.signatures[combos[:, j], c] for j, c in enumerate((0, 1, 2)))
+    sf = search(prep, "path+gold+hazard", Hybrid(3), scoring="sf")
+    assert sf.score == pytest.approx(predicted.max())
+    assert sf.scoring == "sf" and sf.composition_time < 1.0
+    ridge = search(prep, "path+gold+hazard", Exhaustive(), scoring="ridge")
+    exhaustive = search(prep, "path+gold+hazard", Exhaustive())
+    assert ridge.combinations_tried == exhaustive.combinations_tried
+    assert ridge.offline_score <= exhaustive.offline_score
+
+
+def test_compose_api_matches_search_and_gives_a_gymnasium_policy(library, prepared):
+    layout_id = library.layout_ids[0]
+    result = lever.compose(library, "path+gold+hazard", layout=layout_id, strategy="beam", k=2, width=3,
+                           operator="max")
+    direct = search(prepared[0], "path+gold+hazard", Beam(width=3, k=2), operator="max")
+    assert result.policy_ids == direct.policy_ids
+    assert result.offline_score == direct.offline_score
+    policy = result.policy
+    assert policy.actions.shape == (library.layout(layout_id).n_states,)
+    assert policy(library.layout(layout_id).start) == policy.actions[library.layout(layout_id).start]
+    by_layout = compose(library, "path+gold", layout=library.layout(layout_id), strategy="targeted")
+    assert by_layout.layout_id == layout_id
+
+
+def test_bad_input_is_a_clear_error(library, tmp_path):
+    layout_id = library.layout_ids[0]
+    with pytest.raises(LeverError, match="unknown objective component"):
+        compose(library, "path+treasure", layout=layout_id)
+    with pytest.raises(LeverError, match="holds no layout"):
+        compose(library, "path", layout="0123456789ab")
+    with pytest.raises(LeverError, match="holds 2 layouts"):
+        compose(library, "path")
+    with pytest.raises(LeverError, match="unknown strategy"):
+        compose(library, "path", layout=layout_id, strategy="random")
+    with pytest.raises(LeverError, match="unknown scoring"):
+        compose(library, "path", layout=layout_id, scoring="vibes")
+    with pytest.raises(LeverError, match="operator"):
+        compose(library, "path", layout=layout_id, operator="product")
+    with pytest.raises(LeverError, match="hybrid k"):
+        compose(library, "path", layout=layout_id, k=0)
+    small = PolicyLibrary.build(tmp_path / "small", setting="grid8", objectives=("path", "gold"),
+                                episodes=100, jobs=1, progress=False)
+    with pytest.raises(LeverError, match="no candidate policy for component 'hazard'"):
+        compose(small, "path+hazard")
+
+
+def test_cli_compose_json_and_table(library, capsys):
+    layout_id = library.layout_ids[1]
+    status = main(["compose", str(library.root), "--objective", "path+gold+hazard", "--strategy", "hybrid",
+                   "-k", "2", "--layout", layout_id, "--json"])
+    assert status == 0
+    doc = json.loads(capsys.readouterr().out)
+    expected = compose(library, "path+gold+hazard", layout=layout_id, strategy="hybrid", k=2)
+    assert doc["policy_ids"] == list(expected.policy_ids)
+    assert doc["offline_score"] == expected.offline_score
+    assert doc["combinations_tried"] == 8
+    status = main(["compose", str(library.root), "--objective", "path+gold", "--strategy", "beam",
+                   "--width", "2", "--operator", "max", "--plan", "--layout", layout_id])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "beam(width=2, k=3)" in out and "true return" in out
+    status = main(["compose", str(library.root), "--objective", "path+gold", "--layout", "nope"])
+    assert status == 2
+    assert "holds no layout" in capsys.readouterr().err
