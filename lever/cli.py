@@ -305,7 +305,9 @@ def _add_library_commands(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lever`` command, one subparser per subcommand."""
-    parser = argparse.ArgumentParser(prog="lever", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lever", description="Inference-time policy reuse for tabular RL: build policy libraries, "
+                                  "compose policies offline, and compare them with training from scratch.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the small built-in sweep (grid8, seconds) and print its summary")

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import FileFormatError, LeverError
 from .fileio import read_json, write_json
 from .kernels import constants as K
-from .kernels.world import bfs_distances
+from .kernels.world import bfs_distances, move_table
 
 #: Characters of the text form, by cell kind; ``S`` marks the (empty) start cell.
 KIND_CHARS = {K.EMPTY: ".", K.WALL: "#", K.GOLD: "G", K.HAZARD: "H", K.LEVER: "L", K.EXIT: "E"}
@@ -208,7 +208,7 @@ class Layout:
         hazard_neighbours = (hazard[:-2, 1:-1].astype(np.int8) + hazard[2:, 1:-1]
                              + hazard[1:-1, :-2] + hazard[1:-1, 2:]).ravel().astype(np.int8)
         return (flat, self.width, self.distances_from(self.exit), dist_lever, gold_id,
-                gold_dist, hazard_neighbours)
+                gold_dist, hazard_neighbours, move_table(flat, self.width))
 
     @cached_property
     def id(self) -> str:

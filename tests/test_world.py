@@ -49,7 +49,7 @@ def assert_same_episode(layout: Layout, actions):
 @PROPERTY
 @given(layout=layouts())
 def test_distance_maps_match_reference_bfs(layout):
-    cells, width, dist_exit, dist_lever, gold_id, gold_dist, hazard_neighbours = layout.world
+    cells, width, dist_exit, dist_lever, gold_id, gold_dist, hazard_neighbours, moves = layout.world
     ref = reference_world(layout)
     assert width == layout.width
     assert dist_exit.tolist() == ref.dist_exit
@@ -57,6 +57,10 @@ def test_distance_maps_match_reference_bfs(layout):
     assert gold_dist.tolist() == ref.gold_dist
     assert [int(g) for g in np.flatnonzero(gold_id >= 0)] == ref.gold_cells
     assert hazard_neighbours.tolist() == [ref.hazard_neighbours(c) for c in range(layout.n_states)]
+    # The move table holds where the reference's rules move the agent (ignoring rewards).
+    no_gold = frozenset()
+    assert moves.tolist() == [[reference_step(ref, c, a, no_gold, False).pos for a in range(K.N_ACTIONS)]
+                              for c in range(layout.n_states)]
 
 
 @PROPERTY

@@ -4,10 +4,13 @@ A *world* is the tuple of layout arrays every kernel takes, built once per
 layout by :meth:`lever.gridworld.Layout.world`::
 
     (cells int8 (S,), width int, dist_exit int32 (S,), dist_lever int32 (S,),
-     gold_id int32 (S,), gold_dist int32 (G, S), hazard_neighbours int8 (S,))
+     gold_id int32 (S,), gold_dist int32 (G, S), hazard_neighbours int8 (S,),
+     moves int32 (S, A))
 
 with S = H*W cells indexed ``row * W + col``. ``gold_dist`` is column-major
 (Layout builds it so) because every step reads one cell's column of it.
+``moves[s, a]`` is the cell action a leads to from s (s itself when the
+move would leave the grid or enter a wall), so a step is one table look-up.
 Distances are BFS steps through cells that are neither wall nor hazard, -1
 where unreachable. Episode state is a ``gold_taken`` uint8 (G,) mask plus a
 ``lever_on`` 0/1 flag.
@@ -86,13 +89,8 @@ def step(world, pos, action, gold_taken, lever_on, reward):
     reward: float64 (C,), overwritten with the step's reward vector.
     Returns ``(next_pos, lever_on, terminated)``; truncation is the caller's.
     """
-    cells, width, dist_exit, dist_lever, gold_id, gold_dist, hazard_neighbours = world
-    height = cells.shape[0] // width
-    row = pos // width
-    col = pos - row * width
-    nxt = neighbour(row, col, action, height, width)
-    if nxt < 0 or cells[nxt] == WALL:
-        nxt = pos
+    cells, width, dist_exit, dist_lever, gold_id, gold_dist, hazard_neighbours, moves = world
+    nxt = moves[pos, action]
     kind = cells[nxt]
 
     if kind == HAZARD:
@@ -151,6 +149,25 @@ def step(world, pos, action, gold_taken, lever_on, reward):
     reward[2] = r_hazard
     reward[3] = r_lever
     return nxt, lever_on, terminated
+
+
+@njit(cache=True)
+def move_table(cells, width):
+    """Cell reached by each action from each cell, int32 (S, A).
+
+    cells: int8 (S,) cell kinds; width: grid width. Moves off the grid or
+    into a wall stay put.
+    """
+    n_cells = cells.shape[0]
+    height = n_cells // width
+    moves = np.empty((n_cells, 4), dtype=np.int32)
+    for cell in range(n_cells):
+        row = cell // width
+        col = cell - row * width
+        for action in range(4):
+            nxt = neighbour(row, col, action, height, width)
+            moves[cell, action] = cell if nxt < 0 or cells[nxt] == WALL else nxt
+    return moves
 
 
 @njit(cache=True, parallel=True)
