@@ -177,15 +177,20 @@ def _cmd_library_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chosen_layout(library: PolicyLibrary, args: argparse.Namespace) -> str | None:
+    """The layout id named by ``--layout``, or that of ``--seed``'s layout, or None for neither."""
+    if args.layout is not None or args.seed is None:
+        return args.layout
+    matches = [x for x in library.layout_ids if library.records_for(x)[0].layout_seed == args.seed]
+    if not matches:
+        raise LeverError(f"no layout of seed {args.seed} in {args.directory}")
+    return matches[0]
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     library = PolicyLibrary.open(args.directory)
     objective = Objective.parse(args.objective)
-    layout_id = args.layout
-    if layout_id is None and args.seed is not None:
-        matches = [x for x in library.layout_ids if library.records_for(x)[0].layout_seed == args.seed]
-        if not matches:
-            raise LeverError(f"no layout of seed {args.seed} in {args.directory}")
-        layout_id = matches[0]
+    layout_id = _chosen_layout(library, args)
     candidates = library.index().query(objective, args.k, layout_id=layout_id)
     print(f"top {len(candidates)} policies for {objective} (predicted return w·psi(start)):")
     print(f"{'rank':>4} {'id':>6} {'predicted':>10}  {'layout':12} {'seed':>4} {'budget':6} objective")
@@ -202,7 +207,7 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     from .compose import compose
 
     library = PolicyLibrary.open(args.directory)
-    result = compose(library, args.objective, layout=args.layout, strategy=args.strategy, k=args.k,
+    result = compose(library, args.objective, layout=_chosen_layout(library, args), strategy=args.strategy, k=args.k,
                      width=args.width, operator=args.operator, scoring=args.scoring, plan=args.plan,
                      pool=args.pool)
     if args.json:
@@ -253,6 +258,8 @@ def _add_compose_command(sub) -> None:
                              help="cap on candidates per component (default: every relevant policy)")
     compose_cmd.add_argument("--layout", default=None,
                              help="layout id (default: the library's only layout)")
+    compose_cmd.add_argument("--seed", type=int, default=None,
+                             help="the layout with this layout seed, instead of --layout")
     compose_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     compose_cmd.set_defaults(func=_cmd_compose)
 

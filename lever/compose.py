@@ -393,6 +393,7 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     """
     from .strategies import make_strategy, prepare_layout, search
 
+    objective = Objective.parse(objective)  # a misspelt objective is named before any loading
     strat = make_strategy(strategy, k=k, width=width)
     prepared = prepare_layout(library, layout)
     return search(prepared, objective, strat, operator=operator, scoring=scoring, plan=plan, pool=pool)

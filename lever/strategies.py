@@ -89,7 +89,7 @@ def prepare_layout(library, layout=None) -> PreparedLayout:
     held = tuple(library.layout_ids)
     if layout is None:
         if len(held) != 1:
-            raise LeverError(f"the library holds {len(held)} layouts; name one with layout= "
+            raise LeverError(f"the library holds {len(held)} layouts; name one of them "
                              f"({', '.join(held) or 'none'})")
         layout_id = held[0]
     else:

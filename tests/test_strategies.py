@@ -137,6 +137,8 @@ def test_bad_input_is_a_clear_error(library, tmp_path):
         compose(library, "path", layout="0123456789ab")
     with pytest.raises(LeverError, match="holds 2 layouts"):
         compose(library, "path")
+    with pytest.raises(LeverError, match="unknown objective component"):  # named before the layout
+        compose(library, "path+treasure")
     with pytest.raises(LeverError, match="unknown strategy"):
         compose(library, "path", layout=layout_id, strategy="random")
     with pytest.raises(LeverError, match="unknown scoring"):
@@ -169,3 +171,10 @@ def test_cli_compose_json_and_table(library, capsys):
     status = main(["compose", str(library.root), "--objective", "path+gold", "--layout", "nope"])
     assert status == 2
     assert "holds no layout" in capsys.readouterr().err
+    seed = library.records_for(layout_id)[0].layout_seed
+    status = main(["compose", str(library.root), "--objective", "path+gold", "--seed", str(seed), "--json"])
+    assert status == 0
+    assert json.loads(capsys.readouterr().out)["layout_id"] == layout_id
+    status = main(["compose", str(library.root), "--objective", "path+gold", "--seed", "99"])
+    assert status == 2
+    assert "no layout of seed 99" in capsys.readouterr().err
