@@ -134,6 +134,7 @@ class PolicyStack:
 
     @property
     def n_policies(self) -> int:
+        """Number of stacked policies P."""
         return self.q.shape[0]
 
     def rows(self, policy_ids) -> np.ndarray:
@@ -181,6 +182,7 @@ class EmpiricalModel:
 
     @classmethod
     def of(cls, stack: PolicyStack, rows) -> "EmpiricalModel":
+        """The empirical model of the union support of ``stack``'s ``rows``."""
         rows = tuple(int(r) for r in rows)
         n_states = stack.layout.n_states
         support = np.zeros((n_states, N_ACTIONS), dtype=bool)
@@ -217,6 +219,7 @@ class OfflineBatch:
     paths: np.ndarray | None = None
 
     def end(self, b: int) -> str:
+        """How rollout ``b`` ended, as a name from :data:`END_NAMES`."""
         return END_NAMES[int(self.ends[b])]
 
     def path(self, b: int) -> np.ndarray:

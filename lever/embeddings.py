@@ -180,6 +180,7 @@ class RegressionReport:
 
     @property
     def beats_mean(self) -> bool:
+        """Whether the model's RMSE is below that of predicting the training mean."""
         return self.rmse < self.baseline_rmse
 
 

@@ -60,6 +60,7 @@ class GridWorldEnv(gym.Env):
         self._steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start a new episode at the layout's start: (observation, info)."""
         super().reset(seed=seed)
         self._gold_taken[:] = 0
         self._pos = self.layout.start
@@ -68,6 +69,7 @@ class GridWorldEnv(gym.Env):
         return self._pos, self._info(np.zeros(K.N_COMPONENTS))
 
     def step(self, action):
+        """Take one action: (observation, scalar reward w·r, terminated, truncated, info)."""
         if not self.action_space.contains(action):
             raise ValueError(f"invalid action {action!r}; valid: 0..{K.N_ACTIONS - 1}")
         pos, lever_on, terminated = step(self._world, self._pos, int(action), self._gold_taken,
@@ -91,6 +93,8 @@ class GridWorldEnv(gym.Env):
         return kinds.reshape(self.layout.cells.shape)
 
     def render(self):
+        """The current grid: text for ``ansi``; for ``rgb_array`` an RGB image,
+        uint8 (H·cell_pixels, W·cell_pixels, 3); else None."""
         if self.render_mode == "ansi":
             chars = np.vectorize(KIND_CHARS.get)(self._current_kinds()).astype("<U1")
             chars.flat[self._pos] = "A"

@@ -31,6 +31,7 @@ class RolloutResult:
 
     @property
     def reached_exit(self) -> bool:
+        """Whether the episode ended at the exit."""
         return self.end == "exit"
 
 

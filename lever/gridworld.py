@@ -85,6 +85,7 @@ class GridSpec:
 
     @property
     def n_cells(self) -> int:
+        """Number of grid cells, height × width."""
         return self.height * self.width
 
 
@@ -139,10 +140,12 @@ class Layout:
     # -- geometry -----------------------------------------------------------
     @property
     def height(self) -> int:
+        """Number of grid rows H."""
         return self.cells.shape[0]
 
     @property
     def width(self) -> int:
+        """Number of grid columns W."""
         return self.cells.shape[1]
 
     @property

@@ -144,10 +144,12 @@ class PolicyIndex:
 
     @property
     def signature_dim(self) -> int:
+        """Length C of each signature."""
         return int(self.signatures.shape[1])
 
     @property
     def embedding_dim(self) -> int:
+        """Length E of each embedding."""
         return int(self.embeddings.shape[1])
 
     # -- queries --------------------------------------------------------------

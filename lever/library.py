@@ -81,6 +81,7 @@ class PolicyRecord:
     row: int
 
     def to_json(self) -> dict:
+        """This record as a JSON-ready dict."""
         doc = asdict(self)
         doc["objective"] = list(self.objective.weights)
         doc["greedy_return"] = list(self.greedy_return)
@@ -88,6 +89,7 @@ class PolicyRecord:
 
     @classmethod
     def from_json(cls, doc: dict) -> "PolicyRecord":
+        """A record from a dict written by :meth:`to_json`."""
         return cls(**{**doc, "objective": Objective.parse(doc["objective"]),
                       "greedy_return": tuple(float(x) for x in doc["greedy_return"])})
 
@@ -158,6 +160,7 @@ class BuildSpec:
             self.train_config(budget)  # validates budget, gamma and episodes before any work
 
     def train_config(self, budget: str) -> TrainConfig:
+        """The training configuration of this build at ``budget``."""
         overrides = {"algorithm": self.algorithm, "gamma": float(self.gamma), "seed": self.train_seed,
                      "vector_q": True}
         if self.episodes is not None:
@@ -166,6 +169,7 @@ class BuildSpec:
 
     @property
     def policies_per_layout(self) -> int:
+        """Policies trained per layout: budgets × objectives."""
         return len(self.budgets) * len(self.objectives)
 
     def task(self, policy_id: int) -> tuple[int, str, Objective, int]:
@@ -180,9 +184,11 @@ class BuildSpec:
 
     @property
     def n_policies(self) -> int:
+        """Policies in the whole build: layout seeds × policies per layout."""
         return len(self.layout_seeds) * self.policies_per_layout
 
     def to_json(self) -> dict:
+        """This spec as a JSON-ready dict."""
         return {"setting": self.setting, "layout_seeds": list(self.layout_seeds),
                 "budgets": list(self.budgets), "objectives": [list(o.weights) for o in self.objectives],
                 "algorithm": self.algorithm, "gamma": self.gamma, "train_seed": self.train_seed,
@@ -190,6 +196,7 @@ class BuildSpec:
 
     @classmethod
     def from_json(cls, doc: dict) -> "BuildSpec":
+        """A spec from a dict written by :meth:`to_json`."""
         return cls(**{**doc, "layout_seeds": tuple(doc["layout_seeds"]), "budgets": tuple(doc["budgets"]),
                       "objectives": tuple(Objective.parse(w) for w in doc["objectives"]),
                       "embedding": EmbeddingConfig(**doc["embedding"])})

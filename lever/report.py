@@ -40,6 +40,7 @@ class Interval:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> "Interval":
+        """The interval of ``values``, ignoring NaN and infinite ones."""
         values = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
         n = values.size
         if n == 0:
@@ -51,10 +52,12 @@ class Interval:
 
     @property
     def low(self) -> float:
+        """Lower end of the interval, mean − half-width."""
         return self.mean - self.half_width
 
     @property
     def high(self) -> float:
+        """Upper end of the interval, mean + half-width."""
         return self.mean + self.half_width
 
     def __str__(self) -> str:

@@ -69,6 +69,7 @@ class PreparedLayout:
 
     @property
     def layout(self) -> Layout:
+        """The layout the stacked policies were trained on."""
         return self.stack.layout
 
     @classmethod
@@ -117,6 +118,7 @@ class Candidates:
     scores: tuple[np.ndarray, ...]
 
     def prefix(self, k: int) -> tuple[np.ndarray, ...]:
+        """The first ``k`` candidate rows of each component."""
         return tuple(r[:k] for r in self.rows)
 
 
@@ -251,6 +253,13 @@ class Strategy:
     name = "strategy"
 
     def search(self, candidates: Candidates, scorer: Scorer) -> SearchOutcome:  # pragma: no cover
+        """Choose the best combination of ``candidates`` under ``scorer``.
+
+        candidates: the ranked candidate rows per objective component (m components);
+        scorer: called with int64 rows (B, j) and returning float64 scores (B,).
+        Returns the best-scoring full combination (one row per component) and its
+        score; ties go to the earlier-ranked candidates.
+        """
         raise NotImplementedError
 
 
@@ -260,9 +269,11 @@ class Targeted(Strategy):
 
     @property
     def name(self) -> str:
+        """Report name, ``targeted``."""
         return "targeted"
 
     def search(self, candidates, scorer):
+        """Score the single combination of each component's first candidate."""
         combos = grid(candidates.prefix(1))
         return _best(combos, scorer(combos))
 
@@ -279,9 +290,11 @@ class Hybrid(Strategy):
 
     @property
     def name(self) -> str:
+        """Report name, e.g. ``hybrid(k=3)``."""
         return f"hybrid(k={self.k})"
 
     def search(self, candidates, scorer):
+        """Score every combination of each component's first ``k`` candidates."""
         combos = grid(candidates.prefix(self.k))
         return _best(combos, scorer(combos))
 
@@ -292,9 +305,11 @@ class Exhaustive(Strategy):
 
     @property
     def name(self) -> str:
+        """Report name, ``exhaustive``."""
         return "exhaustive"
 
     def search(self, candidates, scorer):
+        """Score every combination of all candidates; LeverError beyond :data:`MAX_COMBINATIONS`."""
         total = int(np.prod([r.size for r in candidates.rows]))
         if total > MAX_COMBINATIONS:
             raise LeverError(f"exhaustive search over {total:,} combinations exceeds "
@@ -322,9 +337,11 @@ class Beam(Strategy):
 
     @property
     def name(self) -> str:
+        """Report name, e.g. ``beam(width=4, k=3)``."""
         return f"beam(width={self.width}, k={self.k})"
 
     def search(self, candidates, scorer):
+        """Grow combinations one component at a time over every candidate, plus the hybrid(``k``) grid."""
         beam = np.zeros((1, 0), dtype=np.int64)
         m = len(candidates.rows)
         for j, rows in enumerate(candidates.rows):

@@ -105,6 +105,7 @@ class StrategySpec:
 
     @property
     def label(self) -> str:
+        """Text form that :meth:`parse` reads back, e.g. ``hybrid:3``."""
         return self.name if self.param is None else f"{self.name}:{self.param}"
 
 
@@ -147,6 +148,7 @@ class Cell:
 
     @property
     def library_key(self) -> tuple[str, int, str]:
+        """(setting, layout seed, budget) of the library this cell draws on."""
         return (self.setting, self.layout_seed, self.budget)
 
 
@@ -242,6 +244,7 @@ class SweepConfig:
 
     @property
     def strategy_specs(self) -> tuple[StrategySpec, ...]:
+        """The strategies as parsed :class:`StrategySpec` objects."""
         return tuple(StrategySpec.parse(s) for s in self.strategies)
 
     def cells(self) -> list[Cell]:
@@ -250,10 +253,12 @@ class SweepConfig:
                                                              self.layout_seeds, self.composites)]
 
     def to_dict(self) -> dict:
+        """This config as a plain dict (tuples as lists)."""
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SweepConfig":
+        """A config from a dict; LeverError for an unknown field."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -330,10 +335,12 @@ class CellResult:
     outcomes: tuple[StrategyOutcome, ...]
 
     def to_dict(self) -> dict:
+        """This result as a plain nested dict."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "CellResult":
+        """A result from a dict written by :meth:`to_dict`."""
         outcomes = tuple(StrategyOutcome(**{**o, "policy_ids": tuple(o["policy_ids"])}) for o in data["outcomes"])
         return cls(**{**data, "cell": Cell(**data["cell"]), "outcomes": outcomes})
 

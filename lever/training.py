@@ -77,6 +77,7 @@ class TrainConfig:
         return cls(**{"episodes": episodes, "epsilon_decay": decay, **overrides})
 
     def with_seed(self, seed: int) -> "TrainConfig":
+        """A copy of this config with training seed ``seed``."""
         return replace(self, seed=seed)
 
 
