@@ -25,10 +25,10 @@ from .errors import LeverError
 from .evaluation import RolloutResult, rollout
 from .gridworld import Layout
 from .kernels.compose import (
-    END_NAMES, OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
+    OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
     offline_rollout_batch, offline_rollout_batch_serial, support_bits,
 )
-from .kernels.constants import N_ACTIONS, N_COMPONENTS
+from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS
 from .kernels.planning import plan_batch
 from .objectives import Objective, ObjectiveLike
 

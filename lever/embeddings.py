@@ -20,12 +20,8 @@ from .errors import LeverError
 from .gridworld import Layout
 from .kernels import constants as K
 from .objectives import Objective
-from .kernels.features import (
-    END_DEAD_END, END_EXIT, END_HAZARD, END_STEP_CAP, greedy_policies, successor_features,
-)
-
-#: Names of the rollout end codes stored beside ψ.
-END_NAMES = {END_STEP_CAP: "step_cap", END_EXIT: "exit", END_HAZARD: "hazard", END_DEAD_END: "dead_end"}
+from .kernels.constants import END_NAMES  # names of the rollout end codes stored beside ψ
+from .kernels.features import greedy_policies, successor_features
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import LeverError
 from .gridworld import Layout
-from .kernels.constants import N_ACTIONS, N_COMPONENTS
+from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS
 from .kernels.rollout import greedy_policy, rollout_actions
 from .objectives import Objective, ObjectiveLike
 
@@ -68,8 +68,7 @@ def rollout(layout: Layout, policy, objective: ObjectiveLike = "path",
     max_steps = max_steps or layout.max_steps
     ret_vec = np.zeros(N_COMPONENTS)
     path = np.empty(max_steps + 1 if record_path else 0, dtype=np.int32)
-    ret, steps, exit_, hazard, dead = rollout_actions(layout.world, layout.start, actions, max_steps,
-                                                      objective.array, ret_vec, path)
-    end = "exit" if exit_ else "hazard" if hazard else "dead_end" if dead else "step_cap"
-    return RolloutResult(float(ret), ret_vec, int(steps), end,
+    ret, steps, end = rollout_actions(layout.world, layout.start, actions, max_steps, objective.array,
+                                      ret_vec, path)
+    return RolloutResult(float(ret), ret_vec, int(steps), END_NAMES[end],
                          path[: steps + 1].copy() if record_path else None)

@@ -184,11 +184,11 @@ def test_greedy_rollout_matches_reference(layout, seed, dead_ends):
     for record in (True, False):
         ret_vec = np.zeros(K.N_COMPONENTS)
         path = np.empty(layout.max_steps + 1 if record else 0, dtype=np.int32)
-        ret, steps, exit_, hazard, dead = rollout_actions(layout.world, layout.start, actions,
-                                                          layout.max_steps, weights, ret_vec, path)
+        ret, steps, end_code = rollout_actions(layout.world, layout.start, actions, layout.max_steps,
+                                               weights, ret_vec, path)
         ref = reference_rollout(reference_world(layout), actions, weights)
         assert steps == ref.steps
-        end = "exit" if exit_ else "hazard" if hazard else "dead_end" if dead else "step_cap"
+        end = K.END_NAMES[end_code]
         assert end == ref.end
         np.testing.assert_allclose(ret_vec, ref.return_vector, rtol=1e-12, atol=1e-9)
         assert ret == pytest.approx(ref.ret, rel=1e-12, abs=1e-9)

@@ -15,18 +15,15 @@ what keeps the batched kernels close to the speed of reading the Q values.
 import numpy as np
 from numba import njit, prange
 
-from .constants import EXIT, GOLD_C, HAZARD, LEVER_C, STEP_COST_GOLD, STEP_COST_LEVER
+from .constants import (
+    END_DEAD_END, END_EXIT, END_HAZARD, END_STEP_CAP, EXIT, GOLD_C, HAZARD, LEVER_C, STEP_COST_GOLD,
+    STEP_COST_LEVER,
+)
 
 #: Composition operators.
 OP_SUM = 0  # the study's Q-sum: sum_i beta_i Q_i
 OP_MAX = 1  # generalized policy improvement: max_i beta_i Q_i over the policies that visited (s, a)
 
-#: Why an offline rollout ended (same meanings as ``RolloutResult.end``).
-END_EXIT = 0
-END_HAZARD = 1
-END_DEAD_END = 2
-END_STEP_CAP = 3
-END_NAMES = ("exit", "hazard", "dead_end", "step_cap")
 
 
 @njit(cache=True, parallel=True)

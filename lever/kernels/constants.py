@@ -58,6 +58,14 @@ LEVER_ACTIVATION_REWARD = 20.0
 LEVER_EXIT_BONUS_ON = 80.0
 LEVER_EXIT_BONUS_OFF = 20.0
 
+# Why a rollout ended, as int8 codes in every rollout kernel's ``ends`` output
+# (also stored in library files as ``psi_ends``: do not renumber).
+END_STEP_CAP = 0
+END_EXIT = 1
+END_HAZARD = 2
+END_DEAD_END = 3
+END_NAMES = ("step_cap", "exit", "hazard", "dead_end")
+
 # Row and column offsets of each action, indexed by action.
 ACTION_DROW = (-1, 0, 1, 0)
 ACTION_DCOL = (0, 1, 0, -1)

@@ -13,15 +13,9 @@ greedy rollout, so ``w · ψ(start)`` is the return under any composite ``w``.
 import numpy as np
 from numba import njit, prange
 
-from .constants import HAZARD
+from .constants import END_DEAD_END, END_EXIT, END_HAZARD, END_STEP_CAP, HAZARD
 from .rollout import greedy_action
 from .world import step
-
-#: How a rollout ended, as stored in the ``ends`` output.
-END_STEP_CAP = 0
-END_EXIT = 1
-END_HAZARD = 2
-END_DEAD_END = 3
 
 
 @njit(cache=True, parallel=True)

@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from .constants import HAZARD
+from .constants import END_DEAD_END, END_EXIT, END_HAZARD, END_STEP_CAP, HAZARD
 from .world import step
 
 
@@ -27,7 +27,8 @@ def rollout_actions(world, start, actions, max_steps, weights, return_vec, path)
     rollout as a dead end); weights: float64 (C,); return_vec: float64 (C,)
     out, the undiscounted reward-vector sum; path: int32 (max_steps+1,) out,
     the visited cells padded with -1, or an empty array to skip recording.
-    Returns ``(scalar_return, steps, reached_exit, hit_hazard, dead_end)``.
+    Returns ``(scalar_return, steps, end)``, end an ``END_*`` code of
+    :mod:`lever.kernels.constants`.
     """
     gold_taken = np.zeros(world[5].shape[0], dtype=np.uint8)
     reward = np.zeros(return_vec.shape[0])
@@ -39,13 +40,11 @@ def rollout_actions(world, start, actions, max_steps, weights, return_vec, path)
     pos = start
     lever_on = 0
     steps = 0
-    reached_exit = False
-    hit_hazard = False
-    dead_end = False
+    end = END_STEP_CAP
     while steps < max_steps:
         action = actions[pos]
         if action < 0:
-            dead_end = True
+            end = END_DEAD_END
             break
         pos, lever_on, done = step(world, pos, action, gold_taken, lever_on, reward)
         steps += 1
@@ -54,13 +53,12 @@ def rollout_actions(world, start, actions, max_steps, weights, return_vec, path)
         if record:
             path[steps] = pos
         if done:
-            hit_hazard = world[0][pos] == HAZARD
-            reached_exit = not hit_hazard
+            end = END_HAZARD if world[0][pos] == HAZARD else END_EXIT
             break
     scalar = 0.0
     for c in range(return_vec.shape[0]):
         scalar += weights[c] * return_vec[c]
-    return scalar, steps, reached_exit, hit_hazard, dead_end
+    return scalar, steps, end
 
 
 @njit(cache=True)
