@@ -20,7 +20,6 @@ from .errors import LeverError
 from .gridworld import Layout
 from .kernels import constants as K
 from .objectives import Objective
-from .kernels.constants import END_NAMES  # names of the rollout end codes stored beside ψ
 from .kernels.features import greedy_policies, successor_features
 
 
@@ -61,7 +60,7 @@ class SuccessorFeatures:
     """ψ of P policies from K states.
 
     ``psi`` float64 (P, K, D); ``steps`` int32 (P, K), steps taken; ``ends`` int8 (P, K),
-    how each rollout ended (:data:`END_NAMES`).
+    how each rollout ended (:data:`lever.kernels.constants.END_NAMES`).
     """
 
     psi: np.ndarray

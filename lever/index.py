@@ -193,7 +193,7 @@ class PolicyIndex:
         if weights.shape[0] != self.signature_dim:
             raise LeverError(f"objective has {weights.shape[0]} weights, the index's value signatures "
                              f"have {self.signature_dim} dims")
-        rows = self._rows(k, layout_id)
+        self._rows(k, layout_id)  # checks k and the layout filter before searching
         found = self._search(self._graphs[ALL if layout_id is None else layout_id][0], mips_query(weights), k)
         return self._ranked(found, self.signatures[found] @ weights)
 

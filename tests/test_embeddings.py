@@ -7,7 +7,7 @@ import pytest
 
 from lever import GridSpec, Layout, LeverError, Objective, TrainConfig, rollout, train
 from lever.embeddings import (
-    END_NAMES, EmbeddingConfig, RidgeRegressor, behaviour_embeddings, canonical_states, embed_policies,
+    EmbeddingConfig, RidgeRegressor, behaviour_embeddings, canonical_states, embed_policies,
     free_cells, predicted_returns, value_signatures,
 )
 from lever.kernels import constants as K
@@ -81,7 +81,7 @@ def test_kernel_matches_slow_rollout_on_random_policies(seed):
                                                config.cell_kinds)
     np.testing.assert_allclose(fast.psi, psi, rtol=1e-12, atol=1e-9)
     np.testing.assert_array_equal(fast.steps, steps)
-    assert [[END_NAMES[e] for e in row] for row in fast.ends] == ends
+    assert [[K.END_NAMES[e] for e in row] for row in fast.ends] == ends
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -95,7 +95,7 @@ def test_kernel_matches_slow_rollout_on_action_tables_with_dead_ends(seed):
     psi, steps, ends = slow_successor_features(layout, actions, states, 0.95, True)
     np.testing.assert_allclose(fast.psi, psi, rtol=1e-12, atol=1e-9)
     np.testing.assert_array_equal(fast.steps, steps)
-    assert [[END_NAMES[e] for e in row] for row in fast.ends] == ends
+    assert [[K.END_NAMES[e] for e in row] for row in fast.ends] == ends
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +232,7 @@ def test_cycle_skipping_equals_stepping_to_the_cap(gamma):
     config = EmbeddingConfig(n_states=10, gamma=gamma, cell_kinds=True, seed=2)
     skipped = embed_policies(layout, q, config=config)
     stepped = embed_policies(layout, q, config=config, skip_cycles=False)
-    assert (skipped.ends == END_NAMES.index("step_cap")).sum() > 100  # cycles run to the cap
+    assert (skipped.ends == K.END_NAMES.index("step_cap")).sum() > 100  # cycles run to the cap
     np.testing.assert_allclose(skipped.psi, stepped.psi, rtol=1e-12, atol=1e-9)
     np.testing.assert_array_equal(skipped.steps, stepped.steps)
     np.testing.assert_array_equal(skipped.ends, stepped.ends)
