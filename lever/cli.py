@@ -19,19 +19,24 @@ from .objectives import Objective
 from .training import ALGORITHMS, TrainConfig, train
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
+def _add_training_setup_options(parser: argparse.ArgumentParser) -> None:
+    # What every trained policy is defined by, shared by `train`/`demo` and `library build`.
     parser.add_argument("--grid", default="grid16", choices=sorted(PRESETS),
                         help="layout setting of the study (default: grid16)")
-    parser.add_argument("--seed", type=int, default=0, help="layout seed (default: 0)")
-    parser.add_argument("--objective", default="path",
-                        help="composite objective, e.g. path+gold+hazard (default: path)")
-    parser.add_argument("--budget", default="X1", choices=["X1", "X5", "X10"],
-                        help="training budget of the study (default: X1)")
     parser.add_argument("--algorithm", default="sarsa", choices=ALGORITHMS,
                         help="tabular algorithm (default: sarsa)")
     parser.add_argument("--gamma", type=float, default=0.0,
                         help="discount; 0 is the support-limited regime (default: 0)")
     parser.add_argument("--train-seed", type=int, default=0, help="training RNG seed (default: 0)")
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    _add_training_setup_options(parser)
+    parser.add_argument("--seed", type=int, default=0, help="layout seed (default: 0)")
+    parser.add_argument("--objective", default="path",
+                        help="composite objective, e.g. path+gold+hazard (default: path)")
+    parser.add_argument("--budget", default="X1", choices=["X1", "X5", "X10"],
+                        help="training budget of the study (default: X1)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -268,8 +273,7 @@ def _add_library_commands(sub) -> None:
     library = sub.add_parser("library", help="build or inspect a policy library")
     library_sub = library.add_subparsers(dest="library_command", required=True)
     build = library_sub.add_parser("build", help="train every objective for each layout seed and budget")
-    build.add_argument("--grid", default="grid16", choices=sorted(PRESETS),
-                       help="layout setting of the study (default: grid16)")
+    _add_training_setup_options(build)
     build.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
                        help="layout seeds (default: 0)")
     build.add_argument("--budgets", nargs="+", default=["X1"], choices=["X1", "X5", "X10"],
@@ -280,11 +284,6 @@ def _add_library_commands(sub) -> None:
     build.add_argument("--output", "-o", required=True, help="library directory to create or resume")
     build.add_argument("--jobs", "-j", type=int, default=None,
                        help="worker processes (default: every core; 1 trains in this process)")
-    build.add_argument("--algorithm", default="sarsa", choices=ALGORITHMS,
-                       help="tabular algorithm (default: sarsa)")
-    build.add_argument("--gamma", type=float, default=0.0,
-                       help="training discount; 0 is the support-limited regime (default: 0)")
-    build.add_argument("--train-seed", type=int, default=0, help="training RNG seed (default: 0)")
     build.add_argument("--episodes", type=int, default=None,
                        help="override the budget's episode count, for quick builds (default: the budget's)")
     build.add_argument("--q-dtype", default="float32", choices=["float32", "float64"],
