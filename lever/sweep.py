@@ -58,7 +58,7 @@ from .fileio import atomic_write, read_json, write_json
 from .gridworld import PRESETS, Layout
 from .library import PolicyLibrary
 from .objectives import COMPONENTS, Objective
-from .strategies import make_strategy, prepare_layout, search
+from .strategies import STRATEGIES, Strategy, make_strategy, prepare_layout, search
 from .training import ALGORITHMS, BUDGETS, TrainConfig, train
 
 SWEEP_FORMAT = "lever-sweep"
@@ -68,7 +68,8 @@ FORMAT_VERSION = 1
 #: Keywords accepted among the composites: every composite of that many components.
 COMPOSITE_GROUPS = {"single": 1, "double": 2, "triple": 3, "full": 4}
 #: Strategy names; ``hybrid`` takes k (default 3) and ``beam`` a width (default 3), e.g. ``"hybrid:5"``.
-STRATEGIES = {"targeted": None, "hybrid": 3, "exhaustive": None, "beam": 3}
+#: The size parameter a strategy takes in a sweep ("hybrid:3" is k, "beam:3" the width) and its default.
+SIZE_PARAMETERS = {"hybrid": ("k", 3), "beam": ("width", 3)}
 OPERATORS = ("sum", "max")
 #: The objectives of the study's library for each layout (DESIGN.md §2); composites are queried against it.
 STUDY_LIBRARY = ("path", "gold", "hazard", "lever", "hazard+lever", "path+gold", "path+gold+hazard",
@@ -90,7 +91,7 @@ class StrategySpec:
         if name not in STRATEGIES:
             raise LeverError(f"unknown strategy {text!r}; valid: {', '.join(STRATEGIES)} "
                              f"(hybrid and beam take a size, e.g. hybrid:3)")
-        default = STRATEGIES[name]
+        default = SIZE_PARAMETERS[name][1] if name in SIZE_PARAMETERS else None
         if not param:
             return cls(name, default)
         if default is None:
@@ -107,6 +108,12 @@ class StrategySpec:
     def label(self) -> str:
         """Text form that :meth:`parse` reads back, e.g. ``hybrid:3``."""
         return self.name if self.param is None else f"{self.name}:{self.param}"
+
+    def strategy(self) -> Strategy:
+        """The :class:`lever.strategies.Strategy` this spec names."""
+        if self.name not in SIZE_PARAMETERS:
+            return make_strategy(self.name)
+        return make_strategy(self.name, **{SIZE_PARAMETERS[self.name][0]: self.param})
 
 
 def expand_composites(specs: Iterable[str]) -> tuple[str, ...]:
@@ -466,8 +473,7 @@ def _scratch_baseline(config: SweepConfig, cell: Cell, layout: Layout) -> tuple[
 def _strategy_outcome(prepared, cell: Cell, spec: StrategySpec, operator: str, planning: bool,
                       repeats: int) -> StrategyOutcome:
     """Run one strategy on one cell (one untimed warm-up, then ``repeats`` timed runs) and report it."""
-    strategy = make_strategy(spec.name, **({"k": spec.param} if spec.name == "hybrid" else
-                                           {"width": spec.param} if spec.name == "beam" else {}))
+    strategy = spec.strategy()
     result, seconds = _median_time(lambda: search(prepared, cell.composite, strategy, operator=operator,
                                                   plan=planning), repeats)
     return StrategyOutcome(
