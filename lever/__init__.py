@@ -15,13 +15,13 @@ import gymnasium
 
 from .compose import ComposedPolicy, PolicyStack, compose
 from .embeddings import EmbeddingConfig, RidgeRegressor, SuccessorFeatures, embed_policies
-from .env import ENV_ID, GridWorldEnv
+from .env import ACTIONS, ENV_ID, MO_ENV_ID, GridWorldEnv, MOGridWorldEnv
 from .errors import FileFormatError, LeverError
 from .evaluation import RolloutResult, rollout
 from .gridworld import PRESETS, GridSpec, Layout
 from .index import Candidate, PolicyIndex
 from .library import PolicyLibrary, PolicyRecord, PolicyTables
-from .objectives import COMPONENTS, Objective
+from .objectives import COMPONENTS, RULES, Objective
 from .strategies import StrategyResult
 from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
 from .training import BUDGETS, TrainConfig, TrainedPolicy, train
@@ -33,9 +33,11 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="lever.env:GridWorldEnv")
+if MO_ENV_ID not in gymnasium.registry:
+    gymnasium.register(id=MO_ENV_ID, entry_point="lever.env:MOGridWorldEnv")
 
 __all__ = [
-    "BUDGETS", "COMPONENTS", "ENV_ID", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
+    "ACTIONS", "BUDGETS", "COMPONENTS", "ENV_ID", "MO_ENV_ID", "MOGridWorldEnv", "RULES", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
     "Layout", "LeverError", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
     "rollout", "train", "__version__",
     "Candidate", "EmbeddingConfig", "PolicyIndex", "PolicyLibrary", "PolicyRecord", "PolicyTables",

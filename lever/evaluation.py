@@ -8,23 +8,29 @@ import numpy as np
 
 from .errors import LeverError
 from .gridworld import Layout
-from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS
+from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.rollout import greedy_policy, rollout_actions
 from .objectives import Objective, ObjectiveLike
+
+#: Entries of a set-return vector that hold the single components, in component order.
+SINGLETONS = np.array([1 << c for c in range(N_COMPONENTS)])
 
 
 @dataclass(frozen=True)
 class RolloutResult:
     """Outcome of one greedy episode.
 
-    ``ret`` is the undiscounted composite return w·Σr; ``return_vector`` (C,)
-    the per-component sums; ``end`` one of ``"exit"``, ``"hazard"``,
+    ``ret`` is the undiscounted return of the objective under the rules it
+    was rolled out with; ``return_vector`` (C,) the return of each single
+    component; ``set_returns`` (N_SETS,) the return of every component set
+    (indexed by mask) along the same route; ``end`` one of ``"exit"``, ``"hazard"``,
     ``"dead_end"`` (no action for the state), ``"step_cap"``; ``path`` the
     visited cells (start included) when recorded, else None.
     """
 
     ret: float
     return_vector: np.ndarray
+    set_returns: np.ndarray
     steps: int
     end: str
     path: np.ndarray | None = None
@@ -54,21 +60,22 @@ def as_actions(policy, n_states: int) -> np.ndarray:
     return table.astype(np.int32, copy=False)
 
 
-def rollout(layout: Layout, policy, objective: ObjectiveLike = "path",
+def rollout(layout: Layout, policy, objective: ObjectiveLike = "path", rules: str = "study",
             max_steps: int | None = None, record_path: bool = False) -> RolloutResult:
     """Greedy rollout of ``policy`` (Q table, action table or TrainedPolicy) from the start.
 
-    Actions of -1 in an action table end the episode as a dead end.
-    ``max_steps`` defaults to the layout's H·W.
+    Greedy ties go to the lowest action; actions of -1 in an action table
+    end the episode as a dead end. ``max_steps`` defaults to the layout's H·W.
     """
-    objective = Objective.parse(objective)
+    set_weights = Objective.parse(objective).set_weights(rules)
     actions = as_actions(policy, layout.n_states)
-    if max_steps is not None and max_steps < 1:
-        raise LeverError(f"max_steps must be >= 1, got {max_steps}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
+                                  or max_steps < 1):
+        raise LeverError(f"max_steps must be an integer >= 1, got {max_steps!r}")
     max_steps = max_steps or layout.max_steps
-    ret_vec = np.zeros(N_COMPONENTS)
+    set_returns = np.zeros(N_SETS)
     path = np.empty(max_steps + 1 if record_path else 0, dtype=np.int32)
-    ret, steps, end = rollout_actions(layout.world, layout.start, actions, max_steps, objective.array,
-                                      ret_vec, path)
-    return RolloutResult(float(ret), ret_vec, int(steps), END_NAMES[end],
+    ret, steps, end = rollout_actions(layout.world, layout.start, actions, max_steps, set_weights,
+                                      set_returns, path)
+    return RolloutResult(float(ret), set_returns[SINGLETONS].copy(), set_returns, int(steps), END_NAMES[end],
                          path[: steps + 1].copy() if record_path else None)

@@ -1,14 +1,20 @@
-"""Layouts of the deterministic GridWorld: specs, the seeded generator, text form, files.
+"""Layouts of the deterministic GridWorld: spec sets, the study's seeded sampler, text form, files.
 
 A layout is an H×W grid of cell kinds plus a start cell. The tabular state
 is the agent's cell index ``row * W + col`` only: whether gold was collected
 or the lever pulled is episode state that the reward sees but the state index
 does not (as in the study). Policies are therefore functions of position.
+
+Layouts of a seed are drawn exactly as the study draws them (see
+:meth:`Layout.generate`), so ``Layout.generate("grid16", seed=s)`` is the
+study's own layout of seed s.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
+import warnings
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +24,7 @@ import numpy as np
 from .errors import FileFormatError, LeverError
 from .fileio import read_json, write_json
 from .kernels import constants as K
-from .kernels.world import bfs_distances, move_table
+from .kernels.world import World, bfs_distances, move_table
 
 #: Characters of the text form, by cell kind; ``S`` marks the (empty) start cell.
 KIND_CHARS = {K.EMPTY: ".", K.WALL: "#", K.GOLD: "G", K.HAZARD: "H", K.LEVER: "L", K.EXIT: "E"}
@@ -27,15 +33,16 @@ _CHAR_KINDS = {c: k for k, c in KIND_CHARS.items()}
 
 LAYOUT_FORMAT = "lever-layout"
 LAYOUT_VERSION = 1
-_MAX_ATTEMPTS = 200
+#: Checked draws of the sampler before it takes one unchecked.
+MAX_DRAWS = 200
 
 
 @dataclass(frozen=True)
 class GridSpec:
-    """What the generator is asked for: grid size, object counts and a seed.
+    """What the sampler is asked for: grid size, object counts and a seed.
 
     ``start``/``exit`` fix those cells as (row, col); left as None they are
-    drawn by the seed like everything else.
+    drawn by the seed like everything else (the study's way).
     """
 
     height: int = 16
@@ -78,7 +85,7 @@ class GridSpec:
 
     @classmethod
     def preset(cls, name: str, seed: int = 0) -> "GridSpec":
-        """The study's settings: ``grid8``, ``grid16``, ``grid16-dense``, ``grid32``."""
+        """A named spec set of the study (:data:`PRESETS`) at layout seed ``seed``."""
         if name not in PRESETS:
             raise LeverError(f"unknown grid preset {name!r}; valid presets: {', '.join(PRESETS)}")
         return cls(**PRESETS[name], seed=seed)
@@ -89,12 +96,15 @@ class GridSpec:
         return self.height * self.width
 
 
-#: The study's layout settings (DESIGN.md §1), one lever each.
+#: The study's spec sets, one lever each. ``grid16`` is its main experiments'
+#: setting; ``grid16-dense`` that of its first public release.
 PRESETS = {
     "grid8": dict(height=8, width=8, n_gold=6, n_walls=4, n_hazards=4),
     "grid16": dict(height=16, width=16, n_gold=24, n_walls=16, n_hazards=16),
+    "grid16-default": dict(height=16, width=16, n_gold=25, n_walls=15, n_hazards=15),
+    "grid16-small": dict(height=16, width=16, n_gold=6, n_walls=4, n_hazards=4),
+    "grid32": dict(height=32, width=32, n_gold=25, n_walls=15, n_hazards=15),
     "grid16-dense": dict(height=16, width=16, n_gold=50, n_walls=25, n_hazards=30),
-    "grid32": dict(height=32, width=32, n_gold=50, n_walls=25, n_hazards=30),
 }
 
 
@@ -103,14 +113,17 @@ class Layout:
     """One concrete grid: ``cells`` int8 (H, W) of cell kinds and a ``start`` cell index.
 
     Constructing a Layout validates it: exactly one exit, at most one lever,
-    a start on a free cell, and the exit, lever and every gold reachable from
-    the start without crossing walls or hazards. Derived arrays (BFS
-    distances, hazard-neighbour counts) are computed once, on first use.
+    a start on a free cell, and (what the study's sampler checks) routes
+    avoiding walls and hazards from the start to the exit and the lever, and
+    from the lever to the exit. Gold may be unreachable: the rules ignore
+    it. ``checked=False`` skips the routes, for the sampler's last, unchecked
+    draw. Derived arrays are computed once, on first use.
     """
 
     cells: np.ndarray
     start: int
     spec: GridSpec | None = None
+    checked: bool = True
 
     def __post_init__(self):
         cells = np.array(self.cells, dtype=np.int8)
@@ -132,7 +145,7 @@ class Layout:
         if cells.flat[start] != K.EMPTY:
             raise LeverError(f"start cell {divmod(start, cells.shape[1])} must be empty, "
                              f"it is {KIND_CHARS[int(cells.flat[start])]!r}")
-        unreachable = self._unreachable_targets()
+        unreachable = self._unreachable_targets() if self.checked else []
         if unreachable:
             raise LeverError(f"layout is unreachable: no path from the start avoiding walls and "
                              f"hazards to {', '.join(unreachable)}")
@@ -185,33 +198,33 @@ class Layout:
         return bfs_distances(self.passable, self.width, int(cell))
 
     def _unreachable_targets(self) -> list[str]:
-        reach = self.distances_from(self.start) >= 0
-        names = []
-        targets = [("exit", self.exit)] + ([("lever", self.lever)] if self.lever is not None else [])
-        targets += [("gold", int(g)) for g in self.gold]
-        for name, cell in targets:
-            if not reach[cell]:
-                names.append(f"{name} at {divmod(cell, self.width)}")
-        return names
+        from_start = self.distances_from(self.start) >= 0
+        missing = [] if from_start[self.exit] else [f"the exit at {divmod(self.exit, self.width)}"]
+        if self.lever is not None:
+            if not from_start[self.lever]:
+                missing.append(f"the lever at {divmod(self.lever, self.width)}")
+            elif self.distances_from(self.lever)[self.exit] < 0:
+                missing.append("the exit from the lever")
+        return missing
 
     @cached_property
-    def world(self) -> tuple:
-        """The layout tuple the kernels take (see :mod:`lever.kernels.world`)."""
-        flat = np.ascontiguousarray(self.cells.ravel())
+    def world(self) -> World:
+        """The arrays the kernels take (see :class:`lever.kernels.world.World`)."""
+        flat = self.cells.ravel().copy()
         gold = self.gold
         gold_id = np.full(self.n_states, -1, dtype=np.int32)
         gold_id[gold] = np.arange(gold.size, dtype=np.int32)
-        # Column-major: a step reads every gold's distance at one cell, contiguously.
-        gold_dist = np.empty((gold.size, self.n_states), dtype=np.int32, order="F")
+        # Row s holds every gold's distance from cell s: a step reads one row.
+        gold_dist = np.empty((self.n_states, gold.size), dtype=np.int32)
         for g, cell in enumerate(gold):
-            gold_dist[g] = self.distances_from(cell)
+            gold_dist[:, g] = self.distances_from(cell)
         dist_lever = (self.distances_from(self.lever) if self.lever is not None
                       else np.full(self.n_states, -1, dtype=np.int32))
         hazard = np.pad(self.cells == K.HAZARD, 1)
         hazard_neighbours = (hazard[:-2, 1:-1].astype(np.int8) + hazard[2:, 1:-1]
                              + hazard[1:-1, :-2] + hazard[1:-1, 2:]).ravel().astype(np.int8)
-        return (flat, self.width, self.distances_from(self.exit), dist_lever, gold_id,
-                gold_dist, hazard_neighbours, move_table(flat, self.width))
+        return World(flat, int(self.width), self.distances_from(self.exit), dist_lever, gold_id,
+                     gold_dist, hazard_neighbours, move_table(flat, self.width))
 
     @cached_property
     def id(self) -> str:
@@ -268,36 +281,44 @@ class Layout:
     # -- generation -----------------------------------------------------------
     @classmethod
     def generate(cls, spec: GridSpec | str = "grid16", seed: int | None = None) -> "Layout":
-        """A seeded random layout satisfying ``spec`` (a GridSpec or a preset name).
+        """The layout of ``spec`` (a GridSpec or a :data:`PRESETS` name) at its seed, as the study draws it.
 
-        Start and exit are the first two cells of a seeded shuffle (unless the
-        spec fixes them); walls, hazards, gold and the lever take the next
-        cells. Draws that leave a target unreachable are redrawn from the same
-        generator, so the result depends only on the spec. Raises
-        :class:`LeverError` after a bounded number of draws.
+        With Python's ``random.Random(seed)``: shuffle every cell (row-major
+        list); the first is the start, the second the exit (unless the spec
+        fixes them). Then, up to :data:`MAX_DRAWS` times, shuffle the other
+        cells (row-major list) with the same generator and take hazards,
+        then gold, then walls, then the lever; keep the first draw with
+        routes avoiding walls and hazards from the start to the exit and
+        the lever and from the lever to the exit. If none is valid, one more
+        draw is taken unchecked.
         """
         if isinstance(spec, str):
-            spec = GridSpec.preset(spec, seed=seed or 0)
+            spec = GridSpec.preset(spec, seed=0 if seed is None else seed)
         elif seed is not None:
             spec = GridSpec(**{**asdict(spec), "seed": seed})
-        rng = np.random.default_rng(spec.seed)
-        fixed = [spec.start, spec.exit]
-        fixed_cells = {r * spec.width + c for r, c in (f for f in fixed if f is not None)}
-        counts = [(K.WALL, spec.n_walls), (K.HAZARD, spec.n_hazards), (K.GOLD, spec.n_gold),
-                  (K.LEVER, int(spec.lever))]
-        for _ in range(_MAX_ATTEMPTS):
-            order = [c for c in rng.permutation(spec.n_cells) if c not in fixed_cells]
-            start = (spec.start[0] * spec.width + spec.start[1]) if spec.start else order.pop(0)
-            exit_ = (spec.exit[0] * spec.width + spec.exit[1]) if spec.exit else order.pop(0)
-            cells = np.zeros(spec.n_cells, dtype=np.int8)
-            cells[exit_] = K.EXIT
+        rng = random.Random(spec.seed)
+        every = [(r, c) for r in range(spec.height) for c in range(spec.width)]
+        order = list(every)
+        rng.shuffle(order)
+        start = tuple(spec.start) if spec.start is not None else order[0]
+        exit_ = tuple(spec.exit) if spec.exit is not None else order[1]
+        for attempt in range(MAX_DRAWS + 1):
+            others = [cell for cell in every if cell != start and cell != exit_]
+            rng.shuffle(others)
+            cells = np.zeros((spec.height, spec.width), dtype=np.int8)
             taken = 0
-            for kind, count in counts:
-                cells[order[taken:taken + count]] = kind
+            for kind, count in ((K.HAZARD, spec.n_hazards), (K.GOLD, spec.n_gold), (K.WALL, spec.n_walls),
+                                (K.LEVER, int(spec.lever))):
+                for row, col in others[taken:taken + count]:
+                    cells[row, col] = kind
                 taken += count
+            cells[exit_] = K.EXIT
+            if attempt == MAX_DRAWS:
+                warnings.warn(f"no draw of {spec} in {MAX_DRAWS} has the exit and lever reachable; "
+                              f"using one more draw unchecked, as the study does", RuntimeWarning,
+                              stacklevel=2)
             try:
-                return cls(cells.reshape(spec.height, spec.width), start, spec)
+                return cls(cells, start[0] * spec.width + start[1], spec, checked=attempt < MAX_DRAWS)
             except LeverError:
                 continue
-        raise LeverError(f"could not place {spec} with everything reachable in "
-                         f"{_MAX_ATTEMPTS} draws; use fewer walls or hazards")
+        raise AssertionError("unreachable: the last draw is unchecked")  # pragma: no cover

@@ -1,4 +1,13 @@
-"""Composite objectives: a weight vector over the reward components."""
+"""Objectives: weights over the reward components, and the two rule sets that give them a reward.
+
+Under the study's rules (``rules="study"``, the default everywhere) an
+objective is a *set* of components, ``"path+gold"``, and its reward is the
+study's reward of that set, which is not the sum of its parts. Under
+lever's linear rules (``rules="linear"``) the reward vector of a step is the
+four single-component study rewards and an objective ``w`` earns ``w · r``.
+Both are written as weights over the 16 component sets (:meth:`Objective.set_weights`),
+which is how the kernels, the logged support and the embeddings see them.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +17,16 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 
 from .errors import LeverError
-from .kernels.constants import COMPONENT_NAMES, N_COMPONENTS
+from .kernels.constants import COMPONENT_NAMES, N_COMPONENTS, N_SETS
 
 #: Reward component names, in reward-vector order.
 COMPONENTS: tuple[str, ...] = COMPONENT_NAMES
+
+#: The rule sets: the study's (objectives are sets of components) and lever's linear extension.
+RULES = ("study", "linear")
+
+#: Largest weight magnitude accepted: keeps every reward, Q value and return finite in float32.
+MAX_WEIGHT = 1e6
 
 ObjectiveLike = Union["Objective", str, Mapping[str, float], Sequence[float], np.ndarray]
 
@@ -32,6 +47,8 @@ class Objective:
             raise LeverError(f"objective needs {N_COMPONENTS} weights ({', '.join(COMPONENTS)}), got shape {w.shape}")
         if not np.all(np.isfinite(w)):
             raise LeverError(f"objective weights must be finite, got {tuple(w)}")
+        if np.any(np.abs(w) > MAX_WEIGHT):
+            raise LeverError(f"objective weights must lie in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {tuple(w)}")
         if not np.any(w != 0):
             raise LeverError("objective needs at least one non-zero weight")
         object.__setattr__(self, "weights", tuple(float(x) for x in w))
@@ -57,7 +74,11 @@ class Objective:
             if unknown or not spec:
                 raise LeverError(f"unknown objective component(s) {unknown or [spec]!r}; "
                                  f"valid components: {', '.join(COMPONENTS)}")
-            return cls(tuple(float(spec.get(name, 0.0)) for name in COMPONENTS))
+            try:
+                weights = tuple(float(spec.get(name, 0.0)) for name in COMPONENTS)
+            except (TypeError, ValueError):
+                raise LeverError(f"objective {dict(spec)!r} has a weight that is not a number") from None
+            return cls(weights)
         try:
             weights = np.asarray(spec, dtype=np.float64)
         except (TypeError, ValueError):
@@ -82,6 +103,48 @@ class Objective:
         return "+".join(name if w == 1 else f"{name}*{w:g}"
                         for name, w in zip(COMPONENTS, self.weights) if w != 0)
 
+    @property
+    def is_set(self) -> bool:
+        """True when every weight is 0 or 1: the objective is a set of components."""
+        return all(w in (0.0, 1.0) for w in self.weights)
+
+    @property
+    def mask(self) -> int:
+        """The component set as a bit mask (bit c for component c with a non-zero weight)."""
+        return sum(1 << c for c, w in enumerate(self.weights) if w != 0)
+
+    def set_weights(self, rules: str = "study") -> np.ndarray:
+        """The objective as weights over the component sets, float64 (N_SETS,), indexed by mask.
+
+        Study rules: 1 at this objective's set (a weighted objective is a
+        LeverError: the study's rules reward sets only). Linear rules: w_c at
+        each single component's set.
+        """
+        check_rules(rules)
+        out = np.zeros(N_SETS)
+        if rules == "study":
+            if not self.is_set:
+                raise LeverError(f"objective {self.name!r} is weighted; the study's rules reward a set of "
+                                 f"components only (\"path+gold\"): use rules=\"linear\" for weights")
+            out[self.mask] = 1.0
+        else:
+            for c, w in enumerate(self.weights):
+                out[1 << c] = w
+        return out
+
     def __str__(self) -> str:
         return self.name
+
+
+def check_rules(rules: str) -> str:
+    """``rules`` if it names a rule set of :data:`RULES`, else a LeverError."""
+    if not isinstance(rules, str) or rules not in RULES:
+        raise LeverError(f"unknown rules {rules!r}; valid: {', '.join(RULES)}")
+    return rules
+
+
+def objective_terms(set_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero entries of set weights as (masks int64 (M,), coefs float64 (M,)) for the kernels."""
+    masks = np.flatnonzero(set_weights).astype(np.int64)
+    return masks, np.ascontiguousarray(set_weights[masks], dtype=np.float64)
 

@@ -1,8 +1,9 @@
 """Slow, obvious pure-Python versions of the GridWorld rules and of tabular training.
 
-Written from the reward table of README.md / DESIGN.md and the numbers in
-:mod:`lever.kernels.constants`, without calling any kernel, so the tests can
-check the kernels against them and the benchmarks can time them side by side.
+Written from the study's reward rules as README.md states them, with the
+numbers of :mod:`lever.kernels.constants`, without calling any kernel, so
+the tests can check the kernels against them and the benchmarks can time
+them side by side. An objective here is a set of component names.
 
 Everything works on a :class:`RefWorld`, built from a layout's cell kinds and
 start cell only (:func:`reference_world`). Cells are indexed ``row * W + col``.
@@ -10,7 +11,6 @@ start cell only (:func:`reference_world`). Cells are indexed ``row * W + col``.
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from dataclasses import dataclass
 
@@ -18,8 +18,8 @@ import numpy as np
 
 from lever.kernels import constants as K
 
-#: (row, col) offset of each action: up, right, down, left.
-MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))
+#: (row, col) offset of each action, in the study's numbering: right, down, left, up.
+MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))
 
 
 def bfs(cells: list[list[int]], source: int) -> list[int]:
@@ -103,7 +103,7 @@ def reference_world(layout) -> RefWorld:
 
 
 def _delta(dist: list[int] | None, before: int, after: int) -> float:
-    # Shaping Δd = d(before) - d(after), nothing when either end is unknown.
+    # Δ = d(before) - d(after), nothing when either end is unknown.
     if dist is None or dist[before] < 0 or dist[after] < 0:
         return 0.0
     return float(dist[before] - dist[after])
@@ -114,65 +114,99 @@ def _nearest(world: RefWorld, gold_left: frozenset, cell: int) -> int:
     return min(dists) if dists else -1
 
 
+#: Every non-empty component set, as frozensets of names, and its bit mask.
+ALL_SETS = {mask: frozenset(name for c, name in enumerate(K.COMPONENT_NAMES) if mask >> c & 1)
+            for mask in range(1, 16)}
+
+
+def study_reward(world: RefWorld, objective: frozenset, pos: int, nxt: int, bumped: bool,
+                 gold_left: frozenset, lever_on_before: bool) -> float:
+    """The study's reward of one step for the component set ``objective``, rule by rule.
+
+    ``gold_left`` is the gold not collected before this step (the gold at
+    ``nxt``, if any, included); ``lever_on_before`` the lever before it.
+    """
+    if bumped:
+        return -0.1
+    kind = world.kind(nxt)
+    if kind == K.HAZARD:
+        return -100.0
+    path, gold, hazard, lever = (name in objective for name in K.COMPONENT_NAMES)
+    pulled_now = kind == K.LEVER and not lever_on_before
+    lever_on = lever_on_before or pulled_now
+    gold_here = nxt in world.gold_cells and world.gold_cells.index(nxt) in gold_left
+    reward = 0.0
+    if pulled_now and lever:                                            # (a)
+        reward += 20
+    if gold:                                                            # (b)
+        if gold_left:
+            before, after = _nearest(world, gold_left, pos), _nearest(world, gold_left, nxt)
+            if before >= 0 and after >= 0:
+                reward += before - after
+        elif not path and (not lever or lever_on):
+            reward += _delta(world.dist_exit, pos, nxt)
+        if gold_here:
+            reward += 5
+    if lever:                                                           # (c)
+        if not lever_on:
+            reward += _delta(world.dist_lever, pos, nxt)
+        elif not path:
+            reward += _delta(world.dist_exit, pos, nxt)
+    if hazard and not path and (not gold or not gold_left) and (not lever or lever_on):   # (d)
+        reward += _delta(world.dist_exit, pos, nxt)
+    if path:                                                            # (e)
+        reward += _delta(world.dist_exit, pos, nxt)
+    if hazard:                                                          # (f)
+        reward += 2 * (world.hazard_neighbours(pos) - world.hazard_neighbours(nxt))
+    if kind == K.EXIT:                                                  # (g)
+        left_after = len(gold_left) - int(gold_here)
+        if path:
+            reward += 100
+        if hazard:
+            reward += 100
+        if gold:
+            reward += 100 if left_after == 0 else -10 * left_after / max(1, len(world.gold_cells))
+        if lever:
+            reward += 80 if lever_on else 20
+    reward -= 0.1 * (path + hazard + lever) + (0.01 if gold else 0.0)  # (h)
+    return reward
+
+
 @dataclass(frozen=True)
 class StepResult:
-    """One reference step: the next cell, the reward vector (path, gold, hazard, lever),
-    the gold still on the floor afterwards (frozenset of gold indices), the lever flag
-    afterwards and whether the episode terminated (exit or hazard)."""
+    """One reference step: the next cell, the reward of every component set (a list of 16,
+    indexed by mask, entry 0 = 0), the gold still on the floor afterwards (frozenset of
+    gold indices), the lever flag afterwards and whether the episode terminated."""
 
     pos: int
-    reward: tuple[float, float, float, float]
+    set_rewards: list
     gold_left: frozenset
     lever_on: bool
     terminated: bool
 
+    @property
+    def reward_vector(self) -> tuple[float, float, float, float]:
+        """The four single-component rewards (path, gold, hazard, lever)."""
+        return tuple(self.set_rewards[1 << c] for c in range(4))
+
 
 def reference_step(world: RefWorld, pos: int, action: int, gold_left: frozenset,
                    lever_on: bool) -> StepResult:
-    """The GridWorld rules for one step, straight from the README's reward table."""
+    """The GridWorld's move for one step and the study's reward of every component set."""
     row, col = divmod(pos, world.width)
     drow, dcol = MOVES[action]
     r, c = row + drow, col + dcol
-    if 0 <= r < world.height and 0 <= c < world.width and world.cells[r][c] != K.WALL:
-        nxt = r * world.width + c
-    else:
-        nxt = pos  # bump: stay, pay the step cost
+    bumped = not (0 <= r < world.height and 0 <= c < world.width and world.cells[r][c] != K.WALL)
+    nxt = pos if bumped else r * world.width + c
+    rewards = [0.0] + [study_reward(world, ALL_SETS[m], pos, nxt, bumped, gold_left, lever_on)
+                       for m in range(1, 16)]
     kind = world.kind(nxt)
-    if kind == K.HAZARD:
-        penalty = K.HAZARD_PENALTY
-        return StepResult(nxt, (penalty, penalty, penalty, penalty), gold_left, lever_on, True)
-
-    path = -K.STEP_COST_PATH + _delta(world.dist_exit, pos, nxt)
-    hazard = -K.STEP_COST_HAZARD + K.HAZARD_NEIGHBOUR_REWARD * (
-        world.hazard_neighbours(pos) - world.hazard_neighbours(nxt))
-
-    # Nearest remaining gold, measured against the gold left before this step.
-    gold = -K.STEP_COST_GOLD
-    before, after = _nearest(world, gold_left, pos), _nearest(world, gold_left, nxt)
-    if before >= 0 and after >= 0:
-        gold += before - after
-    if nxt in world.gold_cells and world.gold_cells.index(nxt) in gold_left:
+    if bumped or kind == K.HAZARD:
+        return StepResult(nxt, rewards, gold_left, lever_on, not bumped)
+    if nxt in world.gold_cells:
         gold_left = gold_left - {world.gold_cells.index(nxt)}
-        gold += K.GOLD_COLLECT_REWARD
-
-    lever = -K.STEP_COST_LEVER
-    if not lever_on:
-        lever += _delta(world.dist_lever, pos, nxt)
-        if kind == K.LEVER:
-            lever_on = True
-            lever += K.LEVER_ACTIVATION_REWARD
-
-    terminated = kind == K.EXIT
-    if terminated:
-        path += K.PATH_EXIT_BONUS
-        hazard += K.HAZARD_EXIT_BONUS
-        n_gold = len(world.gold_cells)
-        if not gold_left:
-            gold += K.GOLD_ALL_COLLECTED_BONUS
-        else:
-            gold -= K.GOLD_MISSING_PENALTY * len(gold_left) / n_gold
-        lever += K.LEVER_EXIT_BONUS_ON if lever_on else K.LEVER_EXIT_BONUS_OFF
-    return StepResult(nxt, (path, gold, hazard, lever), gold_left, lever_on, terminated)
+    lever_on = lever_on or kind == K.LEVER
+    return StepResult(nxt, rewards, gold_left, lever_on, kind == K.EXIT)
 
 
 def all_gold(world: RefWorld) -> frozenset:
@@ -197,21 +231,21 @@ def reference_episode(world: RefWorld, actions, max_steps: int | None = None) ->
 
 @dataclass(frozen=True)
 class RefRollout:
-    """Greedy episode of an action table: composite return, return vector, steps,
-    end ("exit", "hazard", "dead_end", "step_cap") and visited cells (start included)."""
+    """Greedy episode of an action table: objective return, the return of every set (16),
+    steps, end ("exit", "hazard", "dead_end", "step_cap") and visited cells (start included)."""
 
     ret: float
-    return_vector: list[float]
+    set_returns: list[float]
     steps: int
     end: str
     path: list[int]
 
 
-def reference_rollout(world: RefWorld, actions, weights, max_steps: int | None = None) -> RefRollout:
-    """Follow ``actions[state]`` (-1 = no action: dead end) from the start."""
+def reference_rollout(world: RefWorld, actions, set_weights, max_steps: int | None = None) -> RefRollout:
+    """Follow ``actions[state]`` (-1 = no action: dead end) from the start; return = Σ W_m · R_m."""
     max_steps = world.n_states if max_steps is None else max_steps
     pos, gold_left, lever_on = world.start, all_gold(world), False
-    totals = [0.0, 0.0, 0.0, 0.0]
+    totals = [0.0] * 16
     path, end = [pos], "step_cap"
     for _ in range(max_steps):
         action = int(actions[pos])
@@ -220,12 +254,12 @@ def reference_rollout(world: RefWorld, actions, weights, max_steps: int | None =
             break
         result = reference_step(world, pos, action, gold_left, lever_on)
         pos, gold_left, lever_on = result.pos, result.gold_left, result.lever_on
-        totals = [t + r for t, r in zip(totals, result.reward)]
+        totals = [t + r for t, r in zip(totals, result.set_rewards)]
         path.append(pos)
         if result.terminated:
             end = "hazard" if world.kind(pos) == K.HAZARD else "exit"
             break
-    ret = sum(float(w) * t for w, t in zip(weights, totals))
+    ret = sum(float(w) * t for w, t in zip(set_weights, totals))
     return RefRollout(ret, totals, len(path) - 1, end, path)
 
 
@@ -239,81 +273,68 @@ class RefTraining:
     """Outputs of :func:`reference_train`, shaped like :class:`lever.TrainedPolicy`'s arrays."""
 
     q: np.ndarray               # float64 (S, A)
-    q_vector: np.ndarray        # float64 (S, A, C)
+    q_vector: np.ndarray        # float64 (S, A, C), TD on each single component's reward
     visits: np.ndarray          # int64 (S, A)
+    first_visit: np.ndarray     # int32 (S, A), episode of the first visit, -1 never
     next_state: np.ndarray      # int32 (S, A), -1 never visited
-    reward_model: np.ndarray    # float64 (S, A, C), reward vector of the first visit
+    reward_model: np.ndarray    # float64 (S, A, 16), every set's reward on the first visit
     episode_returns: np.ndarray  # float64 (E,)
+    snapshot_q: np.ndarray      # float64 (N, S, A), after episodes 0, interval, ...
 
 
-def reference_train(world: RefWorld, weights, episodes: int, *, alpha: float = 0.1,
+def reference_train(world: RefWorld, set_weights, episodes: int, *, alpha: float = 0.1,
                     gamma: float = 0.0, epsilon_start: float = 1.0, epsilon_decay: float = 0.99954,
                     epsilon_min: float = 0.01, sarsa: bool = True, seed: int = 0,
-                    max_steps: int | None = None, numpy_rng: bool = True) -> RefTraining:
+                    max_steps: int | None = None, snapshot_interval: int = 1000) -> RefTraining:
     """Tabular SARSA (``sarsa=True``) or Q-learning with ε-greedy, as a plain Python loop.
 
-    ε-greedy explores with probability ε, otherwise takes a greedy action with
-    ties broken uniformly (reservoir-style: the k-th tied action replaces the
-    choice with probability 1/k). With ``numpy_rng`` the random draws come from
-    ``numpy.random.RandomState(seed)`` (the same Mersenne Twister stream the
-    kernel's ``np.random.seed`` gives, so the arrays can match exactly);
-    otherwise from Python's ``random.Random(seed)``. Truncation at
+    The reward of a step is Σ_m set_weights[m] · (reward of set m). ε-greedy
+    explores with probability ε (``rng.random() < ε``, then
+    ``rng.integers(0, 4)``), otherwise takes the greedy action, the lowest
+    on ties; ``rng = numpy.random.default_rng(seed)``. Truncation at
     ``max_steps`` (default H·W) still bootstraps; termination does not.
     """
-    if numpy_rng:
-        state_rng = np.random.RandomState(seed)
-        uniform, randint = state_rng.random_sample, state_rng.randint
-    else:
-        py_rng = random.Random(seed)
-        uniform, randint = py_rng.random, py_rng.randrange
-    weights = [float(w) for w in weights]
+    rng = np.random.default_rng(seed)
+    set_weights = [float(w) for w in set_weights]
     n_states, n_actions, n_comp = world.n_states, K.N_ACTIONS, K.N_COMPONENTS
     max_steps = n_states if max_steps is None else max_steps
     q = [[0.0] * n_actions for _ in range(n_states)]
     q_vec = [[[0.0] * n_comp for _ in range(n_actions)] for _ in range(n_states)]
     visits = [[0] * n_actions for _ in range(n_states)]
+    first_visit = [[-1] * n_actions for _ in range(n_states)]
     next_state = [[-1] * n_actions for _ in range(n_states)]
-    reward_model = [[[0.0] * n_comp for _ in range(n_actions)] for _ in range(n_states)]
-    returns = []
+    reward_model = [[[0.0] * 16 for _ in range(n_actions)] for _ in range(n_states)]
+    returns, snapshots = [], []
+
+    def greedy(state):
+        return max(range(n_actions), key=lambda a: (q[state][a], -a))
 
     def choose(state, epsilon):
-        if uniform() < epsilon:
-            return int(randint(n_actions))
-        best, n_best = 0, 1
-        for a in range(1, n_actions):
-            if q[state][a] > q[state][best]:
-                best, n_best = a, 1
-            elif q[state][a] == q[state][best]:
-                n_best += 1
-                if randint(n_best) == 0:
-                    best = a
-        return best
+        if rng.random() < epsilon:
+            return int(rng.integers(0, n_actions))
+        return greedy(state)
 
     epsilon = epsilon_start
-    for _ in range(episodes):
+    for episode in range(episodes):
         state, gold_left, lever_on = world.start, all_gold(world), False
         action = choose(state, epsilon)
         total = 0.0
         for _ in range(max_steps):
             result = reference_step(world, state, action, gold_left, lever_on)
             nxt, gold_left, lever_on = result.pos, result.gold_left, result.lever_on
-            reward = 0.0
-            for w, r in zip(weights, result.reward):
-                reward += w * r
+            reward = sum(w * r for w, r in zip(set_weights, result.set_rewards) if w != 0)
             total += reward
             if visits[state][action] == 0:
+                first_visit[state][action] = episode
                 next_state[state][action] = nxt
-                reward_model[state][action] = list(result.reward)
+                reward_model[state][action] = list(result.set_rewards)
             visits[state][action] += 1
             next_action = choose(nxt, epsilon)
-            if sarsa:
-                bootstrap = next_action
-            else:
-                bootstrap = max(range(n_actions), key=lambda a: (q[nxt][a], -a))
+            bootstrap = next_action if sarsa else greedy(nxt)
             target = reward if result.terminated else reward + gamma * q[nxt][bootstrap]
             q[state][action] += alpha * (target - q[state][action])
             for c in range(n_comp):
-                target_c = result.reward[c]
+                target_c = result.reward_vector[c]
                 if not result.terminated:
                     target_c += gamma * q_vec[nxt][bootstrap][c]
                 q_vec[state][action][c] += alpha * (target_c - q_vec[state][action][c])
@@ -321,10 +342,13 @@ def reference_train(world: RefWorld, weights, episodes: int, *, alpha: float = 0
                 break
             state, action = nxt, next_action
         returns.append(total)
+        if snapshot_interval and episode % snapshot_interval == 0:
+            snapshots.append([row[:] for row in q])
         epsilon = max(epsilon_min, epsilon * epsilon_decay)
     return RefTraining(np.array(q), np.array(q_vec), np.array(visits, dtype=np.int64),
-                       np.array(next_state, dtype=np.int32), np.array(reward_model),
-                       np.array(returns))
+                       np.array(first_visit, dtype=np.int32), np.array(next_state, dtype=np.int32),
+                       np.array(reward_model), np.array(returns),
+                       np.array(snapshots).reshape(len(snapshots), n_states, n_actions))
 
 
 # -- inputs for property tests --------------------------------------------------
@@ -342,7 +366,7 @@ HAND_LAYOUTS = {
 
 
 def layouts():
-    """Hypothesis strategy: a hand-written layout or a generated one from a small random GridSpec."""
+    """Hypothesis strategy: a hand-written layout or a sampled one from a small random GridSpec."""
     from hypothesis import assume, strategies as st
 
     from lever import GridSpec, Layout, LeverError

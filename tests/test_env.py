@@ -38,11 +38,14 @@ def test_layout_from_a_preset_or_a_spec():
     assert GridWorldEnv(spec).layout.to_text() == Layout.generate(spec).to_text()
 
 
-@pytest.mark.parametrize("objective", ["path", "path+gold+hazard+lever", "gold*0.5+lever*2",
-                                       {"hazard": -1.5, "path": 0.25}])
-def test_scalar_reward_is_the_weighted_reward_vector(hand_layout, objective):
-    env = GridWorldEnv(hand_layout, objective=objective)
-    weights = Objective.parse(objective).array
+@pytest.mark.parametrize("objective, rules", [
+    ("path", "study"), ("path+gold+hazard+lever", "study"), ("gold+hazard", "study"),
+    ("path+gold+hazard+lever", "linear"), ("gold*0.5+lever*2", "linear"),
+    ({"hazard": -1.5, "path": 0.25}, "linear")])
+def test_scalar_reward_follows_the_rules(hand_layout, objective, rules):
+    env = GridWorldEnv(hand_layout, objective=objective, rules=rules)
+    objective = Objective.parse(objective)
+    weights = objective.array
     world = reference_world(hand_layout)
     rng = np.random.default_rng(1)
     for episode in range(10):
@@ -55,9 +58,12 @@ def test_scalar_reward_is_the_weighted_reward_vector(hand_layout, objective):
             expected = reference_step(world, pos, action, gold_left, lever_on)
             pos, gold_left, lever_on = expected.pos, expected.gold_left, expected.lever_on
             vector = info["reward_vector"]
-            assert reward == pytest.approx(sum(w * r for w, r in zip(weights, vector)),
-                                           rel=1e-12, abs=1e-12)
-            np.testing.assert_allclose(vector, expected.reward, rtol=0, atol=1e-12)
+            if rules == "linear":  # exactly w · r
+                assert reward == pytest.approx(sum(w * r for w, r in zip(weights, vector)),
+                                               rel=1e-12, abs=1e-12)
+            else:  # the study's reward of the set
+                assert reward == pytest.approx(expected.set_rewards[objective.mask], rel=1e-12, abs=1e-12)
+            np.testing.assert_allclose(vector, expected.reward_vector, rtol=0, atol=1e-12)
             assert obs == expected.pos and terminated == expected.terminated
             assert info["gold_left"] == len(gold_left) and info["lever_on"] == lever_on
             done = terminated or truncated
@@ -133,7 +139,33 @@ def test_bad_env_arguments(pocket):
         GridWorldEnv(pocket, render_mode="human")
     with pytest.raises(lever.LeverError, match="valid components"):
         GridWorldEnv(pocket, objective="speed")
+    with pytest.raises(lever.LeverError, match="weighted"):
+        GridWorldEnv(pocket, objective="path*2")
+    with pytest.raises(lever.LeverError, match="unknown rules"):
+        GridWorldEnv(pocket, rules="additive")
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(lever.LeverError, match="max_steps"):
+            GridWorldEnv(pocket, max_steps=bad)
+    for bad in (0, 1000, 1.5):
+        with pytest.raises(lever.LeverError, match="cell_pixels"):
+            GridWorldEnv(pocket, cell_pixels=bad)
+    with pytest.raises(lever.LeverError, match="layout"):
+        GridWorldEnv(None)
     env = GridWorldEnv(pocket)
     env.reset()
     with pytest.raises(ValueError, match="invalid action"):
         env.step(4)
+
+
+def test_stepping_a_finished_episode_needs_a_reset():
+    env = GridWorldEnv(Layout.from_text("SE\n"), objective="path")
+    env.reset()
+    assert env.step(K.RIGHT)[2]
+    with pytest.raises(lever.LeverError, match="reset"):
+        env.step(K.LEFT)
+    env.reset()
+    short = GridWorldEnv(Layout.from_text("S..\n..E\n"), max_steps=1)
+    short.reset()
+    assert short.step(K.UP)[3]
+    with pytest.raises(lever.LeverError, match="reset"):
+        short.step(K.RIGHT)

@@ -21,19 +21,50 @@ from tests.reference import (
 
 @settings(max_examples=12, deadline=None)
 @given(layout=layouts(), seed=st.integers(0, 2**32 - 1), sarsa=st.booleans(),
-       gamma=st.sampled_from([0.0, 0.9]), objective=st.sampled_from(
-           ["path", "gold", "path+gold*0.5+hazard+lever", "hazard+lever"]))
-def test_kernel_training_equals_the_plain_python_loop_bit_for_bit(layout, seed, sarsa, gamma,
-                                                                 objective):
+       gamma=st.sampled_from([0.0, 0.9]), task=st.sampled_from(
+           [("path", "study"), ("gold", "study"), ("hazard+lever", "study"),
+            ("path+gold+hazard+lever", "study"), ("path+gold*0.5+hazard+lever", "linear")]))
+def test_kernel_training_equals_the_plain_python_loop_bit_for_bit(layout, seed, sarsa, gamma, task):
+    objective, rules = task
     config = TrainConfig(episodes=120, algorithm="sarsa" if sarsa else "q_learning", gamma=gamma,
-                         epsilon_decay=0.98, seed=seed, vector_q=True)
+                         epsilon_decay=0.98, seed=seed, vector_q=True, rules=rules, snapshot_interval=40)
     policy = train(layout, objective, config)
-    ref = reference_train(reference_world(layout), policy.objective.array, 120, gamma=gamma,
-                          sarsa=sarsa, epsilon_decay=0.98, seed=seed)
-    for name in ("q", "visits", "next_state", "reward_model", "episode_returns"):
+    ref = reference_train(reference_world(layout), policy.objective.set_weights(rules), 120, gamma=gamma,
+                          sarsa=sarsa, epsilon_decay=0.98, seed=seed, snapshot_interval=40)
+    for name in ("q", "visits", "first_visit", "next_state", "reward_model", "episode_returns"):
         assert np.array_equal(getattr(policy, name), getattr(ref, name)), name
         assert getattr(policy, name).dtype == getattr(ref, name).dtype, name
     assert np.array_equal(policy.q_vector, ref.q_vector)
+    assert np.array_equal(policy.snapshot_q, ref.snapshot_q)
+    assert policy.snapshot_episodes.tolist() == [0, 40, 80]
+
+
+def test_snapshots_equal_runs_stopped_at_their_episode():
+    layout = Layout.generate("grid8", seed=1)
+    config = TrainConfig.from_budget("X1", "grid8", episodes=3000, seed=4)
+    policy = train(layout, "path+gold", config)
+    assert policy.snapshot_episodes.tolist() == [0, 1000, 2000]
+    assert policy.snapshot_q.shape == (3, layout.n_states, K.N_ACTIONS)
+    for i, episode in enumerate(policy.snapshot_episodes):
+        stopped = train(layout, "path+gold", TrainConfig.from_budget(
+            "X1", "grid8", episodes=int(episode) + 1, seed=4, snapshot_interval=0))
+        snapshot = policy.snapshot(i)
+        for name in ("q", "visits", "first_visit", "next_state", "reward_model", "episode_returns"):
+            assert np.array_equal(getattr(snapshot, name), getattr(stopped, name)), (episode, name)
+    # The final table is the run itself; snapshots grow the support monotonically.
+    supports = [(v > 0).sum() for v in policy.snapshot_visits] + [(policy.visits > 0).sum()]
+    assert supports == sorted(supports) and supports[0] < supports[-1]
+    with pytest.raises(LeverError, match="snapshot 3"):
+        policy.snapshot(3)
+
+
+def test_the_study_defaults():
+    config = TrainConfig.from_budget("X1", "grid16")
+    assert (config.algorithm, config.alpha, config.gamma, config.epsilon_start, config.epsilon_min) == \
+        ("sarsa", 0.1, 0.0, 1.0, 0.01)
+    assert (config.episodes, config.epsilon_decay, config.rules, config.snapshot_interval) == \
+        (10_000, 0.99954, "study", 1000)
+    assert TrainConfig.from_budget("X10", "grid32").episodes == 100_000
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +80,8 @@ def test_trained_policy_carries_its_configuration(grid16_policy):
     assert policy.q.shape == shape and policy.q.dtype == np.float64
     assert policy.visits.shape == shape and policy.visits.dtype == np.int64
     assert policy.next_state.shape == shape and policy.next_state.dtype == np.int32
-    assert policy.reward_model.shape == shape + (K.N_COMPONENTS,)
+    assert policy.reward_model.shape == shape + (K.N_SETS,)
+    assert policy.snapshot_q.shape == (10,) + shape and policy.snapshot_episodes[-1] == 9000
     assert policy.q_vector.shape == shape + (K.N_COMPONENTS,)
     assert policy.episode_returns.shape == (10_000,)
     assert policy.wall_time > 0 and policy.layout_id == layout.id
@@ -66,21 +98,22 @@ def test_empirical_model_agrees_with_the_true_step(grid16_policy):
     assert np.array_equal(visited, policy.next_state >= 0)
     assert (policy.reward_model[~visited] == 0).all()
     assert visited.sum() > layout.n_states  # a real support, not a handful of pairs
+    assert (policy.first_visit >= 0).sum() == visited.sum()
     for state, action in zip(*np.nonzero(visited)):
         recorded = policy.reward_model[state, action]
         fresh = reference_step(world, int(state), int(action), all_gold(world), False)
         lever_on = reference_step(world, int(state), int(action), all_gold(world), True)
         assert policy.next_state[state, action] == fresh.pos
-        # path and hazard do not depend on the episode's history: exact.
-        assert recorded[K.PATH] == pytest.approx(fresh.reward[K.PATH], abs=1e-12)
-        assert recorded[K.HAZARD_C] == pytest.approx(fresh.reward[K.HAZARD_C], abs=1e-12)
+        # Sets without gold and lever do not depend on the episode's history: exact.
+        for mask in (K.PATH_BIT, K.HAZARD_BIT, K.PATH_BIT | K.HAZARD_BIT):
+            assert recorded[mask] == pytest.approx(fresh.set_rewards[mask], abs=1e-12)
         # lever: the step as seen with the lever still off or already on.
-        assert any(recorded[K.LEVER_C] == pytest.approx(r.reward[K.LEVER_C], abs=1e-12)
+        assert any(recorded[K.LEVER_BIT] == pytest.approx(r.set_rewards[K.LEVER_BIT], abs=1e-12)
                    for r in (fresh, lever_on))
-        if fresh.terminated:
+        if fresh.terminated or fresh.pos == state:
             continue
         # gold: the nearest-gold distance moves by at most one, plus +5 when collecting.
-        shaping = recorded[K.GOLD_C] + K.STEP_COST_GOLD
+        shaping = recorded[K.GOLD_BIT] + K.STEP_COST_GOLD
         allowed = [-1.0, 0.0, 1.0]
         if layout.cells.flat[fresh.pos] == K.GOLD and fresh.pos != state:
             allowed.append(1.0 + K.GOLD_COLLECT_REWARD)
@@ -92,7 +125,7 @@ def test_first_entry_onto_gold_records_the_collection(pocket):
     policy = train(pocket, "path+gold", TrainConfig(episodes=300, seed=1))
     below = 3 * pocket.width + 2
     assert policy.visits[below, K.UP] > 0 and policy.next_state[below, K.UP] == 12
-    assert policy.reward_model[below, K.UP, K.GOLD_C] == pytest.approx(
+    assert policy.reward_model[below, K.UP, K.GOLD_BIT] == pytest.approx(
         -K.STEP_COST_GOLD + 1 + K.GOLD_COLLECT_REWARD)
 
 
@@ -119,10 +152,11 @@ def test_dense_grid_path_policy_reaches_the_exit_without_hazards():
 def test_rollout_of_a_trained_policy_matches_the_reference(grid16_policy):
     layout, policy = grid16_policy
     result = rollout(layout, policy, "path+gold+hazard+lever", record_path=True)
-    ref = reference_rollout(reference_world(layout), policy.greedy_actions, policy.objective.array)
+    ref = reference_rollout(reference_world(layout), policy.greedy_actions, policy.objective.set_weights())
     assert result.end == ref.end and result.steps == ref.steps
     assert result.path.tolist() == ref.path
-    np.testing.assert_allclose(result.return_vector, ref.return_vector, atol=1e-9)
+    np.testing.assert_allclose(result.set_returns, ref.set_returns, atol=1e-9)
+    np.testing.assert_allclose(result.return_vector, [ref.set_returns[1 << c] for c in range(4)], atol=1e-9)
     assert result.ret == pytest.approx(ref.ret)
 
 
@@ -131,7 +165,7 @@ def test_vector_q_is_linear_in_the_weights(algorithm, gamma):
     layout = Layout.generate("grid8", seed=2)
     objective = Objective.parse("path+gold*0.5+hazard")
     config = TrainConfig.from_budget("X1", "grid8", algorithm=algorithm, gamma=gamma, seed=3,
-                                     vector_q=True)
+                                     vector_q=True, rules="linear")
     policy = train(layout, objective, config)
     np.testing.assert_allclose(policy.q_vector @ objective.array, policy.q, rtol=1e-9, atol=1e-9)
     assert np.abs(policy.q).max() > 1
@@ -199,6 +233,11 @@ def test_layouts_and_training_are_identical_in_a_new_process():
     (dict(epsilon_min=-0.1), "epsilon_min"),
     (dict(max_steps=0), "max_steps"),
     (dict(seed=-1), "seed"),
+    (dict(gamma="0.5"), "gamma must be a number"),
+    (dict(episodes=True), "episodes must be an integer"),
+    (dict(rules="additive"), "unknown rules"),
+    (dict(snapshot_interval=-1), "snapshot_interval"),
+    (dict(vector_q="yes"), "vector_q"),
 ])
 def test_bad_train_config_is_refused(kwargs, message):
     with pytest.raises(LeverError, match=message):
@@ -225,6 +264,9 @@ def test_budgets_by_name():
     ([[1.0, 0.0, 0.0, 0.0]], "one-dimensional"),
     ([1.0, float("nan"), 0.0, 0.0], "finite"),
     ([0.0, 0.0, 0.0, 0.0], "non-zero"),
+    ({"path": None}, "not a number"),
+    ("path*1e308", "must lie in"),
+    ("path*2", "weighted"),  # the study's rules reward sets only
 ])
 def test_bad_objectives_are_refused(objective, message):
     with pytest.raises(LeverError, match=message):

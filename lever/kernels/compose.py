@@ -15,10 +15,8 @@ what keeps the batched kernels close to the speed of reading the Q values.
 import numpy as np
 from numba import njit, prange
 
-from .constants import (
-    END_DEAD_END, END_EXIT, END_HAZARD, END_STEP_CAP, EXIT, GOLD_C, HAZARD, LEVER_C, STEP_COST_GOLD,
-    STEP_COST_LEVER,
-)
+from .constants import END_DEAD_END, END_EXIT, END_HAZARD, END_STEP_CAP, EXIT, HAZARD, HISTORY_BITS
+from .world import step_cost
 
 #: Composition operators.
 OP_SUM = 0  # the study's Q-sum: sum_i beta_i Q_i
@@ -148,10 +146,13 @@ def mask_unvisited(values, support, out):
 
 
 @njit(cache=True, inline="always")
-def _model_row(combo, support, state, action):
-    # The first member (in combination order) that visited the pair; its log
-    # is as good as any other's for next states, and this fixes which
-    # first-visit reward context the model uses for gold and lever.
+def logging_member(combo, support, state, action):
+    """The first member of ``combo`` (in order) that visited (state, action), or -1.
+
+    Its log is as good as any other's for next states (the world is
+    deterministic), and taking the first fixes which first-visit reward
+    context the empirical model uses for history-dependent sets.
+    """
     for i in range(combo.shape[0]):
         if (support[combo[i], state] >> action) & 1:
             return combo[i]
@@ -165,10 +166,11 @@ def offline_rollout_batch(combos, actions, support, next_state, reward_model, ce
 
     combos: int64 (B, k); actions: int32 (B, S) (-1 = dead end); support:
     uint8 (P, S); next_state: int32 (P, S, A); reward_model: float64
-    (P, S, A, C); cells: int8 (S,) layout cell kinds; start: cell;
-    weights: float64 (C,).
-    Out: returns float64 (B,) = w · return vector; return_vecs float64
-    (B, C), undiscounted sums of logged reward vectors; steps int64 (B,);
+    (P, S, A, N_SETS), every component set's logged reward; cells: int8
+    (S,) layout cell kinds; start: cell; weights: float64 (N_SETS,), the
+    objective as set weights.
+    Out: returns float64 (B,) = weights · set returns; return_vecs float64
+    (B, N_SETS), undiscounted sums of the logged set rewards; steps int64 (B,);
     ends int8 (B,) ``END_*`` codes; paths int32 (B, max_steps + 1) visited
     cells padded with -1, or shape (0, 0) to skip recording.
 
@@ -180,14 +182,14 @@ def offline_rollout_batch(combos, actions, support, next_state, reward_model, ce
     A state whose action is -1, or whose pair no member visited, ends it as a
     dead end; the offline rollout never leaves the support.
 
-    Path and hazard rewards do not depend on history, so their logged values
-    are used on every step. Gold and lever rewards were logged in the first
-    visit's context; a deterministic policy that enters a state a second
-    time is in a cycle, along which nothing is collected twice and distance
-    shaping telescopes to zero, so a repeated state earns only the gold and
-    lever step costs (exact for whole cycles; the cycle cut by the step cap
-    keeps its shaping error). Without this a loop through a logged gold
-    would be paid its bonus on every lap.
+    Sets without gold and lever do not depend on history, so their logged
+    rewards are used on every step. Sets with gold or lever were logged in
+    the first visit's context; a deterministic policy that enters a state a
+    second time is in a cycle, along which nothing is collected twice and
+    distance guidance telescopes to zero, so a repeated move earns only the
+    set's step cost (a bump its logged bump reward; exact for whole cycles,
+    the cycle cut by the step cap keeps its guidance error). Without this a
+    loop through a logged gold would be paid its bonus on every lap.
     """
     n_blocks = (combos.shape[0] + BLOCK - 1) // BLOCK
     for block in prange(n_blocks):
@@ -227,18 +229,16 @@ def _offline_range(combos, actions, support, next_state, reward_model, cells, st
             if action < 0:
                 end = END_DEAD_END
                 break
-            p = _model_row(combos[b], support, pos, action)
+            p = logging_member(combos[b], support, pos, action)
             if p < 0:
                 end = END_DEAD_END
                 break
             nxt = next_state[p, pos, action]
-            lap = seen[pos] != 0
+            lap = seen[pos] != 0 and nxt != pos
             seen[pos] = 1
             for c in range(n_components):
-                if lap and c == GOLD_C:
-                    return_vecs[b, c] -= STEP_COST_GOLD
-                elif lap and c == LEVER_C:
-                    return_vecs[b, c] -= STEP_COST_LEVER
+                if lap and (c & HISTORY_BITS) != 0:
+                    return_vecs[b, c] -= step_cost(c)
                 else:
                     return_vecs[b, c] += reward_model[p, pos, action, c]
             n_steps += 1

@@ -2,20 +2,21 @@
 
 For a policy π (an action per state) and a start state s, the successor
 feature is ψ(s) = Σ_t γ^t φ_t along the rollout of π from s in the true
-world, where φ_t is the reward vector of step t (C entries) optionally
-followed by a one-hot of the kind of the cell entered at step t (N_KINDS
-entries). Every rollout carries its own episode state (gold taken, lever)
+world, where φ_t holds the reward of every component set at step t (N_SETS
+entries, indexed by set mask) optionally followed by a one-hot of the kind
+of the cell entered at step t (N_KINDS entries). Every rollout carries its own episode state (gold taken, lever)
 and starts fresh: nothing is collected and the lever is off at step 0.
-With γ = 1 the reward part of ψ(start) is exactly the return vector of the
-greedy rollout, so ``w · ψ(start)`` is the return under any composite ``w``.
+With γ = 1 the reward part of ψ(start) is exactly the return of every set
+along the greedy rollout, so ``W · ψ(start)`` is the return of any
+objective written as set weights W (either rule set).
 """
 
 import numpy as np
 from numba import njit, prange
 
-from .constants import END_DEAD_END, END_EXIT, END_HAZARD, END_STEP_CAP, HAZARD
+from .constants import END_DEAD_END, END_EXIT, END_HAZARD, END_STEP_CAP, HAZARD, N_SETS
 from .rollout import greedy_action
-from .world import step
+from .world import N_TERMS, set_rewards, step
 
 
 @njit(cache=True, parallel=True)
@@ -30,17 +31,17 @@ def greedy_policies(q):
 
 
 @njit(cache=True, parallel=True)
-def successor_features(world, actions, starts, max_steps, gamma, n_components, cell_kinds, skip_cycles,
+def successor_features(world, actions, starts, max_steps, gamma, cell_kinds, skip_cycles,
                        psi, steps, ends):
     """ψ for every (policy, start) pair, one rollout each, in parallel over pairs.
 
-    world: layout tuple; actions: int32 (P, S), -1 = no action (the rollout
+    world: :class:`~lever.kernels.world.World`; actions: int32 (P, S), -1 = no action (the rollout
     stops as a dead end); starts: int64 (K,) start cells; max_steps: step
     cap; gamma: discount of step t is γ^t (t = 0 for the first step);
-    n_components: C, the reward-vector length; cell_kinds: also sum one-hots
+    cell_kinds: also sum one-hots
     of the entered cell's kind; skip_cycles: sum the cycle of a looping
     rollout in closed form instead of stepping it to the cap (see below).
-    Filled in place: psi float64 (P, K, D) with D = C (+ N_KINDS when
+    Filled in place: psi float64 (P, K, D) with D = N_SETS (+ N_KINDS when
     ``cell_kinds``); steps int32 (P, K), steps taken; ends int8 (P, K), one
     of the ``END_*`` codes.
 
@@ -56,8 +57,9 @@ def successor_features(world, actions, starts, max_steps, gamma, n_components, c
     """
     n_policies = actions.shape[0]
     n_starts = starts.shape[0]
-    n_gold = world[5].shape[0]
-    cells = world[0]
+    n_gold = world.gold_dist.shape[1]
+    cells = world.cells
+    n_components = N_SETS
     n_states = cells.shape[0]
     dim = psi.shape[2]
     for job in prange(n_policies * n_starts):
@@ -65,7 +67,8 @@ def successor_features(world, actions, starts, max_steps, gamma, n_components, c
         k = job - p * n_starts
         # Scratch per rollout, reused for every step of it.
         gold_taken = np.zeros(n_gold, dtype=np.uint8)
-        reward = np.zeros(n_components)
+        reward = np.zeros(N_SETS)
+        terms = np.empty(N_TERMS)
         entered_at = np.full(n_states, -1, dtype=np.int64)
         cycle = np.zeros(dim)
         for d in range(dim):
@@ -84,7 +87,8 @@ def successor_features(world, actions, starts, max_steps, gamma, n_components, c
             if action < 0:
                 end = END_DEAD_END
                 break
-            pos, lever_on, done = step(world, pos, action, gold_taken, lever_on, reward)
+            pos, lever_on, done = step(world, pos, action, gold_taken, lever_on, terms)
+            set_rewards(terms, reward)
             for c in range(n_components):
                 psi[p, k, c] += discount * reward[c]
             if cell_kinds:

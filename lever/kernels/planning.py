@@ -8,7 +8,7 @@ the transitions the library already logged, and nothing else.
 import numpy as np
 from numba import njit
 
-from .compose import _model_row
+from .compose import logging_member
 from .constants import EXIT, HAZARD
 
 
@@ -18,8 +18,8 @@ def plan_batch(combos, support, next_state, reward_model, cells, weights, gamma,
     """Value iteration under ``weights`` on each combination's union support.
 
     combos: int64 (B, k); support: uint8 (P, S); next_state: int32
-    (P, S, A); reward_model: float64 (P, S, A, C); cells: int8 (S,);
-    weights: float64 (C,); gamma in [0, 1); tol: stop when no Q entry moved
+    (P, S, A); reward_model: float64 (P, S, A, N_SETS); cells: int8 (S,);
+    weights: float64 (N_SETS,), the objective as set weights; gamma in [0, 1); tol: stop when no Q entry moved
     more than this in a sweep; max_iters: sweep cap.
     Out: q_out float64 (B, S, A), -inf outside the support; actions int32
     (B, S), greedy on the support (lowest index on ties), -1 where the union
@@ -58,7 +58,7 @@ def _plan_one(combos, support, next_state, reward_model, cells, weights, gamma, 
             for a in range(n_actions):
                 if q_out[b, s, a] == -np.inf:
                     continue
-                p = _model_row(combo, support, s, a)
+                p = logging_member(combo, support, s, a)
                 nxt = next_state[p, s, a]
                 target = 0.0
                 for c in range(n_components):

@@ -1,30 +1,88 @@
-"""GridWorld dynamics: BFS distance maps, the single-agent step, the batched step.
+"""GridWorld dynamics: BFS distance maps, the move table, the study's reward rules, the step.
 
-A *world* is the tuple of layout arrays every kernel takes, built once per
-layout by :meth:`lever.gridworld.Layout.world`::
+A :class:`World` holds one layout's arrays, built once per layout by
+:attr:`lever.layouts.Layout.world`; every kernel takes it. S = H·W cells
+indexed ``row * W + col``; G gold. Distances are BFS steps through cells
+that are neither wall nor hazard, -1 where unreachable. Episode state is a
+``gold_taken`` uint8 (G,) mask plus a ``lever_on`` 0/1 flag.
 
-    (cells int8 (S,), width int, dist_exit int32 (S,), dist_lever int32 (S,),
-     gold_id int32 (S,), gold_dist int32 (G, S), hazard_neighbours int8 (S,),
-     moves int32 (S, A))
-
-with S = H*W cells indexed ``row * W + col``. ``gold_dist`` is column-major
-(Layout builds it so) because every step reads one cell's column of it.
-``moves[s, a]`` is the cell action a leads to from s (s itself when the
-move would leave the grid or enter a wall), so a step is one table look-up.
-Distances are BFS steps through cells that are neither wall nor hazard, -1
-where unreachable. Episode state is a ``gold_taken`` uint8 (G,) mask plus a
-``lever_on`` 0/1 flag.
+A step is computed in two parts. :func:`step` moves the agent, updates the
+episode state and fills ``terms`` float64 (N_TERMS,) with everything the
+rules look at (the distance changes, what was entered, what is left);
+:func:`set_reward` turns those terms into the reward of one set of
+components (a bit mask) under the study's rules. The rules are not additive
+(a component's exit guidance switches with the others in the set), so the
+reward of every set is what a logged step keeps (:func:`set_rewards`).
 """
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from .constants import (
-    DOWN, EXIT, GOLD_ALL_COLLECTED_BONUS, GOLD_COLLECT_REWARD, GOLD_MISSING_PENALTY,
-    HAZARD, HAZARD_EXIT_BONUS, HAZARD_NEIGHBOUR_REWARD, HAZARD_PENALTY, LEFT, LEVER,
-    LEVER_ACTIVATION_REWARD, LEVER_EXIT_BONUS_OFF, LEVER_EXIT_BONUS_ON, PATH_EXIT_BONUS,
-    RIGHT, STEP_COST_GOLD, STEP_COST_HAZARD, STEP_COST_LEVER, STEP_COST_PATH, UP, WALL,
+    BUMP_REWARD, DOWN, EXIT, GOLD_ALL_COLLECTED_BONUS, GOLD_BIT, GOLD_COLLECT_REWARD,
+    GOLD_MISSING_PENALTY, HAZARD, HAZARD_BIT, HAZARD_EXIT_BONUS, HAZARD_NEIGHBOUR_REWARD,
+    HAZARD_PENALTY, LEFT, LEVER, LEVER_BIT, LEVER_EXIT_BONUS_OFF, LEVER_EXIT_BONUS_ON,
+    LEVER_PULL_REWARD, N_SETS, PATH_BIT, PATH_EXIT_BONUS, RIGHT, STEP_COST_GOLD, STEP_COST_HAZARD,
+    STEP_COST_LEVER, STEP_COST_PATH, UP, WALL,
 )
+
+
+class World(NamedTuple):
+    """The arrays of one layout, C-contiguous and writeable (one Numba type for every layout).
+
+    cells int8 (S,) cell kinds; width: grid width; dist_exit, dist_lever
+    int32 (S,) BFS steps to the exit / lever (-1 unreachable, all -1 without
+    a lever); gold_id int32 (S,) gold number of a cell or -1; gold_dist
+    int32 (S, G), row s = BFS steps from cell s to every gold;
+    hazard_neighbours int8 (S,) hazards among a cell's 4 neighbours; moves
+    int32 (S, A) the cell an action leads to (the cell itself on a bump).
+    """
+
+    cells: np.ndarray
+    width: int
+    dist_exit: np.ndarray
+    dist_lever: np.ndarray
+    gold_id: np.ndarray
+    gold_dist: np.ndarray
+    hazard_neighbours: np.ndarray
+    moves: np.ndarray
+
+
+# Entries of the ``terms`` array filled by :func:`step`.
+T_OUTCOME = 0        # MOVED, BUMPED or HAZARD_ENTERED
+T_D_EXIT = 1         # Δ_exit = d_exit(p) - d_exit(p'), 0 if either is unknown
+T_D_GOLD = 2         # Δ_gold over the gold left before the step (p' included)
+T_D_LEVER = 3        # Δ_lever
+T_H_DIFF = 4         # h(p) - h(p'), hazard neighbours
+T_GOLD_HERE = 5      # 1 if p' held gold not collected before
+T_GOLD_LEFT = 6      # gold not collected before this step (p' included)
+T_PULLED_NOW = 7     # 1 if this step pulled the lever
+T_LEVER_ON = 8       # 1 if the lever is pulled after this step
+T_AT_EXIT = 9        # 1 if p' is the exit
+T_N_GOLD = 10        # gold in the layout
+N_TERMS = 11
+
+MOVED = 0.0
+BUMPED = 1.0
+HAZARD_ENTERED = 2.0
+
+
+@njit(cache=True, inline="always")
+def neighbour(row, col, action, height, width):
+    """Cell index one move away in direction ``action``, or -1 off the grid."""
+    if action == RIGHT:
+        col += 1
+    elif action == DOWN:
+        row += 1
+    elif action == LEFT:
+        col -= 1
+    elif action == UP:
+        row -= 1
+    if row < 0 or row >= height or col < 0 or col >= width:
+        return -1
+    return row * width + col
 
 
 @njit(cache=True)
@@ -56,108 +114,9 @@ def bfs_distances(passable, width, source):
     return dist
 
 
-@njit(cache=True, inline="always")
-def neighbour(row, col, action, height, width):
-    """Cell index one move away in direction ``action``, or -1 off the grid."""
-    if action == UP:
-        row -= 1
-    elif action == RIGHT:
-        col += 1
-    elif action == DOWN:
-        row += 1
-    elif action == LEFT:
-        col -= 1
-    if row < 0 or row >= height or col < 0 or col >= width:
-        return -1
-    return row * width + col
-
-
-@njit(cache=True, inline="always")
-def _progress(dist, before, after):
-    # Shaping term Δd = d(before) - d(after); zero where either is unknown.
-    if dist[before] < 0 or dist[after] < 0:
-        return 0.0
-    return float(dist[before] - dist[after])
-
-
-@njit(cache=True)
-def step(world, pos, action, gold_taken, lever_on, reward):
-    """Advance one agent by one action.
-
-    world: layout tuple (module docstring); pos: cell index; action: 0..3;
-    gold_taken: uint8 (G,), updated in place; lever_on: 0/1;
-    reward: float64 (C,), overwritten with the step's reward vector.
-    Returns ``(next_pos, lever_on, terminated)``; truncation is the caller's.
-    """
-    cells, width, dist_exit, dist_lever, gold_id, gold_dist, hazard_neighbours, moves = world
-    nxt = moves[pos, action]
-    kind = cells[nxt]
-
-    if kind == HAZARD:
-        for c in range(reward.shape[0]):
-            reward[c] = HAZARD_PENALTY
-        return nxt, lever_on, True
-
-    r_path = -STEP_COST_PATH + _progress(dist_exit, pos, nxt)
-    r_hazard = -STEP_COST_HAZARD + HAZARD_NEIGHBOUR_REWARD * (
-        hazard_neighbours[pos] - hazard_neighbours[nxt])
-
-    # Gold shaping uses the set remaining *before* this step at both ends, so
-    # stepping onto a gold is +1 progress rather than a jump to the next one.
-    # Written without branches (selects and min) because which gold is left
-    # varies from step to step and mispredicted branches dominated the step.
-    n_gold = gold_dist.shape[0]
-    unknown = cells.shape[0]  # longer than any BFS distance
-    near_before = unknown
-    near_after = unknown
-    for g in range(n_gold):
-        remaining = gold_taken[g] == 0
-        db = gold_dist[g, pos]
-        da = gold_dist[g, nxt]
-        near_before = min(near_before, db if remaining & (db >= 0) else unknown)
-        near_after = min(near_after, da if remaining & (da >= 0) else unknown)
-    r_gold = -STEP_COST_GOLD
-    if near_before < unknown and near_after < unknown:
-        r_gold += near_before - near_after
-    g = gold_id[nxt]
-    if g >= 0 and gold_taken[g] == 0:
-        gold_taken[g] = 1
-        r_gold += GOLD_COLLECT_REWARD
-
-    r_lever = -STEP_COST_LEVER
-    if lever_on == 0:
-        r_lever += _progress(dist_lever, pos, nxt)
-        if kind == LEVER:
-            lever_on = 1
-            r_lever += LEVER_ACTIVATION_REWARD
-
-    terminated = kind == EXIT
-    if terminated:
-        r_path += PATH_EXIT_BONUS
-        r_hazard += HAZARD_EXIT_BONUS
-        taken = 0
-        for g in range(n_gold):
-            taken += gold_taken[g]
-        if taken == n_gold:
-            r_gold += GOLD_ALL_COLLECTED_BONUS
-        else:
-            r_gold -= GOLD_MISSING_PENALTY * (n_gold - taken) / n_gold
-        r_lever += LEVER_EXIT_BONUS_ON if lever_on else LEVER_EXIT_BONUS_OFF
-
-    reward[0] = r_path
-    reward[1] = r_gold
-    reward[2] = r_hazard
-    reward[3] = r_lever
-    return nxt, lever_on, terminated
-
-
 @njit(cache=True)
 def move_table(cells, width):
-    """Cell reached by each action from each cell, int32 (S, A).
-
-    cells: int8 (S,) cell kinds; width: grid width. Moves off the grid or
-    into a wall stay put.
-    """
+    """Cell reached by each action from each cell, int32 (S, A); off the grid or into a wall: stay."""
     n_cells = cells.shape[0]
     height = n_cells // width
     moves = np.empty((n_cells, 4), dtype=np.int32)
@@ -170,17 +129,189 @@ def move_table(cells, width):
     return moves
 
 
+@njit(cache=True, inline="always")
+def _progress(dist, before, after):
+    # Δ = d(before) - d(after); zero where either is unknown.
+    if dist[before] < 0 or dist[after] < 0:
+        return 0.0
+    return float(dist[before] - dist[after])
+
+
+@njit(cache=True)
+def step(world, pos, action, gold_taken, lever_on, terms):
+    """Advance one agent by one action and describe the step for the reward rules.
+
+    world: :class:`World`; pos: cell index; action: 0..3; gold_taken: uint8
+    (G,), updated in place (gold is collected on entry whatever the
+    objective); lever_on: 0/1; terms: float64 (N_TERMS,), overwritten.
+    Returns ``(next_pos, lever_on, terminated)``; truncation is the caller's.
+    """
+    nxt = world.moves[pos, action]
+    for t in range(N_TERMS):
+        terms[t] = 0.0
+    if nxt == pos:
+        terms[T_OUTCOME] = BUMPED
+        return pos, lever_on, False
+    kind = world.cells[nxt]
+    if kind == HAZARD:
+        terms[T_OUTCOME] = HAZARD_ENTERED
+        return nxt, lever_on, True
+
+    terms[T_D_EXIT] = _progress(world.dist_exit, pos, nxt)
+    terms[T_D_LEVER] = _progress(world.dist_lever, pos, nxt)
+    terms[T_H_DIFF] = float(world.hazard_neighbours[pos] - world.hazard_neighbours[nxt])
+    # d_gold over the gold left before this step; unreachable gold is ignored.
+    n_gold = world.gold_dist.shape[1]
+    unknown = world.cells.shape[0]  # longer than any BFS distance
+    near_before = unknown
+    near_after = unknown
+    left = 0
+    for g in range(n_gold):
+        if gold_taken[g] == 0:
+            left += 1
+            db = world.gold_dist[pos, g]
+            da = world.gold_dist[nxt, g]
+            if db >= 0 and db < near_before:
+                near_before = db
+            if da >= 0 and da < near_after:
+                near_after = da
+    if near_before < unknown and near_after < unknown:
+        terms[T_D_GOLD] = float(near_before - near_after)
+    terms[T_GOLD_LEFT] = left
+    terms[T_N_GOLD] = n_gold
+    g = world.gold_id[nxt]
+    if g >= 0 and gold_taken[g] == 0:
+        gold_taken[g] = 1
+        terms[T_GOLD_HERE] = 1.0
+    if kind == LEVER and lever_on == 0:
+        lever_on = 1
+        terms[T_PULLED_NOW] = 1.0
+    terms[T_LEVER_ON] = lever_on
+    terminated = kind == EXIT
+    terms[T_AT_EXIT] = 1.0 if terminated else 0.0
+    return nxt, lever_on, terminated
+
+
+@njit(cache=True)
+def set_reward(terms, mask):
+    """The study's reward of one step for the component set ``mask`` (bit 1 << c per component).
+
+    terms: float64 (N_TERMS,) from :func:`step`. The rules, in order: a bump
+    pays BUMP_REWARD and a hazard HAZARD_PENALTY whatever the set; otherwise
+    the lever pull, the gold, lever, hazard and path guidance (a component's
+    guidance to the exit switches on only when the components before it in
+    the set are done), the hazard-neighbour term, the exit bonuses and the
+    step cost of each component in the set.
+    """
+    outcome = terms[T_OUTCOME]
+    if outcome == BUMPED:
+        return BUMP_REWARD
+    if outcome == HAZARD_ENTERED:
+        return HAZARD_PENALTY
+    path = (mask & PATH_BIT) != 0
+    gold = (mask & GOLD_BIT) != 0
+    hazard = (mask & HAZARD_BIT) != 0
+    lever = (mask & LEVER_BIT) != 0
+    lever_on = terms[T_LEVER_ON] != 0.0
+    gold_empty = terms[T_GOLD_LEFT] == 0.0
+    d_exit = terms[T_D_EXIT]
+    r = 0.0
+    if lever and terms[T_PULLED_NOW] != 0.0:
+        r += LEVER_PULL_REWARD
+    if gold:
+        if not gold_empty:
+            r += terms[T_D_GOLD]
+        elif not path and (not lever or lever_on):
+            r += d_exit
+        if terms[T_GOLD_HERE] != 0.0:
+            r += GOLD_COLLECT_REWARD
+    if lever:
+        if not lever_on:
+            r += terms[T_D_LEVER]
+        elif not path:
+            r += d_exit
+    if hazard and not path and (not gold or gold_empty) and (not lever or lever_on):
+        r += d_exit
+    if path:
+        r += d_exit
+    if hazard:
+        r += HAZARD_NEIGHBOUR_REWARD * terms[T_H_DIFF]
+    if terms[T_AT_EXIT] != 0.0:
+        if path:
+            r += PATH_EXIT_BONUS
+        if hazard:
+            r += HAZARD_EXIT_BONUS
+        if gold:
+            uncollected = terms[T_GOLD_LEFT] - terms[T_GOLD_HERE]
+            if uncollected == 0.0:
+                r += GOLD_ALL_COLLECTED_BONUS
+            else:
+                r -= GOLD_MISSING_PENALTY * uncollected / max(1.0, terms[T_N_GOLD])
+        if lever:
+            r += LEVER_EXIT_BONUS_ON if lever_on else LEVER_EXIT_BONUS_OFF
+    return r - step_cost(mask)
+
+
+@njit(cache=True, inline="always")
+def step_cost(mask):
+    """The per-move cost of the component set ``mask`` (what a move that changes nothing earns)."""
+    cost = 0.0
+    if mask & PATH_BIT:
+        cost += STEP_COST_PATH
+    if mask & HAZARD_BIT:
+        cost += STEP_COST_HAZARD
+    if mask & LEVER_BIT:
+        cost += STEP_COST_LEVER
+    if mask & GOLD_BIT:
+        cost += STEP_COST_GOLD
+    return cost
+
+
+@njit(cache=True)
+def set_rewards(terms, out):
+    """The reward of every component set, ``out`` float64 (N_SETS,) indexed by mask (out[0] = 0)."""
+    out[0] = 0.0
+    for mask in range(1, N_SETS):
+        out[mask] = set_reward(terms, mask)
+
+
+@njit(cache=True)
+def objective_reward(terms, masks, coefs):
+    """Σ_i coefs[i] · set_reward(terms, masks[i]): an objective as a combination of sets.
+
+    masks: int64 (M,); coefs: float64 (M,). The study's rules use one set
+    with coefficient 1; linear rules the singletons weighted by w.
+    """
+    r = 0.0
+    for i in range(masks.shape[0]):
+        r += coefs[i] * set_reward(terms, masks[i])
+    return r
+
+
+#: Agents per parallel task of :func:`step_batch` (scratch is allocated once per task).
+BLOCK = 256
+
+
 @njit(cache=True, parallel=True)
-def step_batch(world, positions, actions, gold_taken, lever_on, rewards, terminated):
+def step_batch(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+               terminated):
     """Step N independent agents at once, in parallel.
 
-    positions, actions, lever_on: (N,) int arrays, positions and lever_on
-    updated in place; gold_taken: uint8 (N, G) in place; rewards: float64
-    (N, C) out; terminated: bool (N,) out.
+    positions, actions, lever_on: int (N,), positions and lever_on updated
+    in place; gold_taken: uint8 (N, G) in place; masks, coefs: the
+    objective (see :func:`objective_reward`); rewards: float64 (N,) out;
+    set_out: float64 (N, N_SETS) out, every set's reward, or shape (0, 0)
+    to skip; terminated: bool (N,) out.
     """
-    for i in prange(positions.shape[0]):
-        nxt, lever, done = step(world, positions[i], actions[i], gold_taken[i],
-                                lever_on[i], rewards[i])
-        positions[i] = nxt
-        lever_on[i] = lever
-        terminated[i] = done
+    record = set_out.shape[0] > 0
+    n = positions.shape[0]
+    for block in prange((n + BLOCK - 1) // BLOCK):
+        terms = np.empty(N_TERMS)
+        for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
+            nxt, lever, done = step(world, positions[i], actions[i], gold_taken[i], lever_on[i], terms)
+            positions[i] = nxt
+            lever_on[i] = lever
+            terminated[i] = done
+            rewards[i] = objective_reward(terms, masks, coefs)
+            if record:
+                set_rewards(terms, set_out[i])
