@@ -1,11 +1,11 @@
-"""The batched step kernel against the same step in plain Python (tests/reference.py)."""
+"""The batched step kernel against the same step in plain Python (tests/reference.py), study rules."""
 
 import numpy as np
 from benchmarks.conftest import python_timings
 from lever import Layout
 from lever.kernels import constants as K
 from lever.kernels.world import step_batch
-from tests.reference import reference_step, reference_world
+from tests.reference import ALL_SETS, reference_move, reference_world, study_reward
 
 N_AGENTS = 4096
 
@@ -18,22 +18,28 @@ def test_batched_step_vs_plain_python(benchmark, capsys):
     actions = rng.integers(0, 4, size=N_AGENTS).astype(np.int64)
     gold_taken = rng.integers(0, 2, size=(N_AGENTS, layout.gold.size)).astype(np.uint8)
     lever_on = rng.integers(0, 2, size=N_AGENTS).astype(np.int64)
-    rewards = np.zeros((N_AGENTS, K.N_COMPONENTS))
+    masks, coefs = np.array([K.PATH_BIT | K.GOLD_BIT | K.HAZARD_BIT | K.LEVER_BIT]), np.array([1.0])
+    rewards = np.zeros(N_AGENTS)
+    no_sets = np.zeros((0, 0))
     terminated = np.zeros(N_AGENTS, dtype=np.bool_)
 
     world = reference_world(layout)
     start_states = [(int(p), int(a), frozenset(np.flatnonzero(g == 0).tolist()), bool(on))
                     for p, a, g, on in zip(positions, actions, gold_taken, lever_on)]
 
-    def python_batch():
+    full = ALL_SETS[15]
+
+    def python_batch():  # the same work: the move and the objective's reward
         for pos, action, gold_left, on in start_states:
-            reference_step(world, pos, action, gold_left, on)
+            nxt, bumped, *_ = reference_move(world, pos, action, gold_left, on)
+            study_reward(world, full, pos, nxt, bumped, gold_left, on)
 
     python_median, python_min = python_timings(python_batch)
     step_batch(layout.world, positions.copy(), actions, gold_taken.copy(), lever_on.copy(),
-               rewards, terminated)  # compile outside the timing
+               masks, coefs, rewards, no_sets, terminated)  # compile outside the timing
     # Agents keep walking from wherever the previous call left them; every call is N steps.
-    benchmark(step_batch, layout.world, positions, actions, gold_taken, lever_on, rewards, terminated)
+    benchmark(step_batch, layout.world, positions, actions, gold_taken, lever_on, masks, coefs, rewards,
+              no_sets, terminated)
     kernel_median, kernel_min = benchmark.stats.stats.median, benchmark.stats.stats.min
     benchmark.extra_info.update(
         agents=N_AGENTS, kernel_steps_per_s=N_AGENTS / kernel_median,

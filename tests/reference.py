@@ -190,23 +190,30 @@ class StepResult:
         return tuple(self.set_rewards[1 << c] for c in range(4))
 
 
-def reference_step(world: RefWorld, pos: int, action: int, gold_left: frozenset,
-                   lever_on: bool) -> StepResult:
-    """The GridWorld's move for one step and the study's reward of every component set."""
+def reference_move(world: RefWorld, pos: int, action: int, gold_left: frozenset, lever_on: bool):
+    """Where one action leads and the episode state after it:
+    (next cell, bumped, gold left after, lever after, terminated)."""
     row, col = divmod(pos, world.width)
     drow, dcol = MOVES[action]
     r, c = row + drow, col + dcol
-    bumped = not (0 <= r < world.height and 0 <= c < world.width and world.cells[r][c] != K.WALL)
-    nxt = pos if bumped else r * world.width + c
-    rewards = [0.0] + [study_reward(world, ALL_SETS[m], pos, nxt, bumped, gold_left, lever_on)
-                       for m in range(1, 16)]
+    if not (0 <= r < world.height and 0 <= c < world.width and world.cells[r][c] != K.WALL):
+        return pos, True, gold_left, lever_on, False
+    nxt = r * world.width + c
     kind = world.kind(nxt)
-    if bumped or kind == K.HAZARD:
-        return StepResult(nxt, rewards, gold_left, lever_on, not bumped)
+    if kind == K.HAZARD:
+        return nxt, False, gold_left, lever_on, True
     if nxt in world.gold_cells:
         gold_left = gold_left - {world.gold_cells.index(nxt)}
-    lever_on = lever_on or kind == K.LEVER
-    return StepResult(nxt, rewards, gold_left, lever_on, kind == K.EXIT)
+    return nxt, False, gold_left, lever_on or kind == K.LEVER, kind == K.EXIT
+
+
+def reference_step(world: RefWorld, pos: int, action: int, gold_left: frozenset,
+                   lever_on: bool) -> StepResult:
+    """The GridWorld's move for one step and the study's reward of every component set."""
+    nxt, bumped, left_after, lever_after, terminated = reference_move(world, pos, action, gold_left, lever_on)
+    rewards = [0.0] + [study_reward(world, ALL_SETS[m], pos, nxt, bumped, gold_left, lever_on)
+                       for m in range(1, 16)]
+    return StepResult(nxt, rewards, left_after, lever_after, terminated)
 
 
 def all_gold(world: RefWorld) -> frozenset:
@@ -285,7 +292,8 @@ class RefTraining:
 def reference_train(world: RefWorld, set_weights, episodes: int, *, alpha: float = 0.1,
                     gamma: float = 0.0, epsilon_start: float = 1.0, epsilon_decay: float = 0.99954,
                     epsilon_min: float = 0.01, sarsa: bool = True, seed: int = 0,
-                    max_steps: int | None = None, snapshot_interval: int = 1000) -> RefTraining:
+                    max_steps: int | None = None, snapshot_interval: int = 1000,
+                    learn_vector: bool = True) -> RefTraining:
     """Tabular SARSA (``sarsa=True``) or Q-learning with ε-greedy, as a plain Python loop.
 
     The reward of a step is Σ_m set_weights[m] · (reward of set m). ε-greedy
@@ -293,9 +301,10 @@ def reference_train(world: RefWorld, set_weights, episodes: int, *, alpha: float
     ``rng.integers(0, 4)``), otherwise takes the greedy action, the lowest
     on ties; ``rng = numpy.random.default_rng(seed)``. Truncation at
     ``max_steps`` (default H·W) still bootstraps; termination does not.
+    ``learn_vector=False`` skips the per-component Q (left at zeros).
     """
     rng = np.random.default_rng(seed)
-    set_weights = [float(w) for w in set_weights]
+    objective_sets = [(m, float(w)) for m, w in enumerate(set_weights) if w != 0]
     n_states, n_actions, n_comp = world.n_states, K.N_ACTIONS, K.N_COMPONENTS
     max_steps = n_states if max_steps is None else max_steps
     q = [[0.0] * n_actions for _ in range(n_states)]
@@ -320,25 +329,30 @@ def reference_train(world: RefWorld, set_weights, episodes: int, *, alpha: float
         action = choose(state, epsilon)
         total = 0.0
         for _ in range(max_steps):
-            result = reference_step(world, state, action, gold_left, lever_on)
-            nxt, gold_left, lever_on = result.pos, result.gold_left, result.lever_on
-            reward = sum(w * r for w, r in zip(set_weights, result.set_rewards) if w != 0)
+            # Only the objective's sets each step; every set on a first visit (the log).
+            nxt, bumped, left_after, lever_after, terminated = reference_move(
+                world, state, action, gold_left, lever_on)
+            reward = sum(w * study_reward(world, ALL_SETS[m], state, nxt, bumped, gold_left, lever_on)
+                         for m, w in objective_sets)
             total += reward
             if visits[state][action] == 0:
                 first_visit[state][action] = episode
                 next_state[state][action] = nxt
-                reward_model[state][action] = list(result.set_rewards)
+                reward_model[state][action] = [0.0] + [
+                    study_reward(world, ALL_SETS[m], state, nxt, bumped, gold_left, lever_on)
+                    for m in range(1, 16)]
             visits[state][action] += 1
             next_action = choose(nxt, epsilon)
             bootstrap = next_action if sarsa else greedy(nxt)
-            target = reward if result.terminated else reward + gamma * q[nxt][bootstrap]
+            target = reward if terminated else reward + gamma * q[nxt][bootstrap]
             q[state][action] += alpha * (target - q[state][action])
-            for c in range(n_comp):
-                target_c = result.reward_vector[c]
-                if not result.terminated:
+            for c in range(n_comp if learn_vector else 0):
+                target_c = study_reward(world, ALL_SETS[1 << c], state, nxt, bumped, gold_left, lever_on)
+                if not terminated:
                     target_c += gamma * q_vec[nxt][bootstrap][c]
                 q_vec[state][action][c] += alpha * (target_c - q_vec[state][action][c])
-            if result.terminated:
+            gold_left, lever_on = left_after, lever_after
+            if terminated:
                 break
             state, action = nxt, next_action
         returns.append(total)
