@@ -18,6 +18,7 @@ from .embeddings import EmbeddingConfig, RidgeRegressor, SuccessorFeatures, embe
 from .env import ACTIONS, ENV_ID, MO_ENV_ID, GridWorldEnv, MOGridWorldEnv
 from .errors import FileFormatError, LeverError
 from .evaluation import RolloutResult, rollout
+from .vector_env import GridWorldVectorEnv
 from .gridworld import PRESETS, GridSpec, Layout
 from .index import Candidate, PolicyIndex
 from .library import PolicyLibrary, PolicyRecord, PolicyTables
@@ -32,12 +33,14 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 if ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=ENV_ID, entry_point="lever.env:GridWorldEnv")
+    gymnasium.register(id=ENV_ID, entry_point="lever.env:GridWorldEnv",
+                       vector_entry_point="lever.vector_env:GridWorldVectorEnv")
 if MO_ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=MO_ENV_ID, entry_point="lever.env:MOGridWorldEnv")
+    gymnasium.register(id=MO_ENV_ID, entry_point="lever.env:MOGridWorldEnv",
+                       disable_env_checker=True)  # its reward is a vector by design
 
 __all__ = [
-    "ACTIONS", "BUDGETS", "COMPONENTS", "ENV_ID", "MO_ENV_ID", "MOGridWorldEnv", "RULES", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
+    "ACTIONS", "BUDGETS", "COMPONENTS", "ENV_ID", "MO_ENV_ID", "MOGridWorldEnv", "RULES", "GridWorldVectorEnv", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
     "Layout", "LeverError", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
     "rollout", "train", "__version__",
     "Candidate", "EmbeddingConfig", "PolicyIndex", "PolicyLibrary", "PolicyRecord", "PolicyTables",
