@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import FileFormatError, LeverError
 from .fileio import read_json, write_json
+from .resources import check_memory
 from .kernels import constants as K
 from .kernels.world import World, bfs_distances, move_table
 
@@ -76,6 +77,9 @@ class GridSpec:
                     raise LeverError(f"{name} {cell} lies outside the {self.height}×{self.width} grid")
         if self.start is not None and self.start == self.exit:
             raise LeverError(f"start and exit are the same cell {self.start}")
+        # A layout's arrays: the gold distance table (S, G) int32 dominates, plus BFS maps and moves.
+        check_memory(self.height * self.width * (4 * self.n_gold + 48), f"a {self.height}×{self.width} grid "
+                     f"with {self.n_gold} gold")
         needed = 2 + self.n_gold + self.n_walls + self.n_hazards + int(self.lever)
         if needed > self.height * self.width:
             raise LeverError(

@@ -20,6 +20,7 @@ from .kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.rollout import greedy_policy
 from .kernels.training import train_tabular
 from .objectives import Objective, ObjectiveLike, check_rules, objective_terms
+from .resources import check_memory
 
 ALGORITHMS = ("sarsa", "q_learning")
 
@@ -188,6 +189,9 @@ def train(layout: Layout, objective: ObjectiveLike = "path", config: TrainConfig
     objective = Objective.parse(objective)
     masks, coefs = objective_terms(objective.set_weights(config.rules))
     n_states = layout.n_states
+    n_snapshots = config.snapshot_episodes.size
+    check_memory(8 * config.episodes + n_states * N_ACTIONS * (8 * N_SETS + 40 + 16 * n_snapshots),
+                 f"training {config.episodes:,} episodes with {n_snapshots:,} snapshots on {n_states:,} states")
     q = np.zeros((n_states, N_ACTIONS))
     q_vector = np.zeros((n_states, N_ACTIONS, N_COMPONENTS) if config.vector_q else (0, 0, 0))
     visits = np.zeros((n_states, N_ACTIONS), dtype=np.int64)
