@@ -21,6 +21,7 @@ RIGHT = 1
 DOWN = 2
 LEFT = 3
 N_ACTIONS = 4
+ACTION_NAMES = ("up", "right", "down", "left")
 
 # Reward components (entries of the reward vector).
 PATH = 0
