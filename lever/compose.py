@@ -28,7 +28,7 @@ from .kernels.compose import (
     OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
     offline_rollout_batch, offline_rollout_batch_serial, support_bits,
 )
-from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS
+from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.planning import plan_batch
 from .objectives import Objective, ObjectiveLike
 
@@ -82,7 +82,7 @@ class PolicyStack:
             raise LeverError(f"Q tables must be float, got {q.dtype}")
         shape = q.shape
         for name, array, want in (("visits", visits, shape), ("next_state", next_state, shape),
-                                  ("reward_model", reward_model, shape + (N_COMPONENTS,))):
+                                  ("reward_model", reward_model, shape + (N_SETS,))):
             if array.shape != want:
                 raise LeverError(f"{name} has shape {array.shape}, expected {want} to match the Q tables")
         if not np.all(np.isfinite(q)):
@@ -187,7 +187,7 @@ class EmpiricalModel:
         n_states = stack.layout.n_states
         support = np.zeros((n_states, N_ACTIONS), dtype=bool)
         next_state = np.full((n_states, N_ACTIONS), -1, dtype=np.int32)
-        reward_model = np.zeros((n_states, N_ACTIONS, N_COMPONENTS))
+        reward_model = np.zeros((n_states, N_ACTIONS, N_SETS))
         bits = np.arange(N_ACTIONS)
         for row in rows:
             visited = ((stack.support[row][:, None] >> bits) & 1).astype(bool)
@@ -275,24 +275,29 @@ def compose_actions(stack: PolicyStack, combos, objective: ObjectiveLike = "path
     return actions, covered
 
 
-def offline_evaluate(stack: PolicyStack, combos, actions, objective: ObjectiveLike,
+def offline_evaluate(stack: PolicyStack, combos, actions, objective: ObjectiveLike, rules: str = "study",
                      record_path: bool = False, max_steps: int | None = None) -> OfflineBatch:
-    """Roll each action table (B, S) out through its combination's empirical model."""
+    """Roll each action table (B, S) out through its combination's empirical model.
+
+    Rewards are relabelled for ``objective`` under ``rules`` from the logged
+    reward of every component set; ``return_vectors`` holds the return of
+    every set (B, N_SETS).
+    """
     combos = _check_combos(stack, combos)
     actions = np.ascontiguousarray(actions, dtype=np.int32)
     if actions.shape != (combos.shape[0], stack.layout.n_states):
         raise LeverError(f"actions must have shape {(combos.shape[0], stack.layout.n_states)}, "
                          f"got {actions.shape}")
-    weights = Objective.parse(objective).array
+    weights = Objective.parse(objective).set_weights(rules)
     max_steps = max_steps or stack.layout.max_steps
     n = combos.shape[0]
     returns = np.empty(n)
-    vectors = np.empty((n, N_COMPONENTS))
+    vectors = np.empty((n, N_SETS))
     steps = np.empty(n, dtype=np.int64)
     ends = np.empty(n, dtype=np.int8)
     paths = np.empty((n, max_steps + 1) if record_path else (0, 0), dtype=np.int32)
     kernel = offline_rollout_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_batch_serial
-    kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, stack.layout.world[0],
+    kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
            stack.layout.start, max_steps, weights, returns, vectors, steps, ends, paths)
     return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)
 
@@ -307,9 +312,9 @@ class PlanResult:
     iterations: int
 
 
-def plan_on_support(stack: PolicyStack, rows, objective: ObjectiveLike, gamma: float = 0.99,
-                    tol: float = 1e-9, max_iters: int = 10_000) -> PlanResult:
-    """Value iteration under ``objective`` over the empirical model of ``rows`` only."""
+def plan_on_support(stack: PolicyStack, rows, objective: ObjectiveLike, rules: str = "study",
+                    gamma: float = 0.99, tol: float = 1e-9, max_iters: int = 10_000) -> PlanResult:
+    """Value iteration under ``objective`` (``rules``) over the empirical model of ``rows`` only."""
     if not 0 <= gamma < 1:
         raise LeverError(f"planning gamma must be in [0, 1), got {gamma}")
     combos = _check_combos(stack, np.asarray(rows).reshape(1, -1))
@@ -317,8 +322,8 @@ def plan_on_support(stack: PolicyStack, rows, objective: ObjectiveLike, gamma: f
     q = np.empty((1, n_states, N_ACTIONS))
     actions = np.empty((1, n_states), dtype=np.int32)
     iterations = np.empty(1, dtype=np.int64)
-    plan_batch(combos, stack.support, stack.next_state, stack.reward_model, stack.layout.world[0],
-               Objective.parse(objective).array, float(gamma), float(tol), int(max_iters),
+    plan_batch(combos, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
+               Objective.parse(objective).set_weights(rules), float(gamma), float(tol), int(max_iters),
                q, actions, iterations)
     return PlanResult(q[0], actions[0], int(iterations[0]))
 
@@ -363,13 +368,13 @@ class TrueEvaluation:
 
 
 def true_evaluate(layout: Layout, actions: np.ndarray, support: np.ndarray,
-                  objective: ObjectiveLike) -> TrueEvaluation:
+                  objective: ObjectiveLike, rules: str = "study") -> TrueEvaluation:
     """Greedy rollout of ``actions`` (S,) in the real environment (:func:`lever.evaluation.rollout`).
 
     ``route_on_support`` is the fraction of the route's steps whose (s, a)
     lies in ``support`` bool (S, A) (1.0 for a route with no steps).
     """
-    result = rollout(layout, np.asarray(actions, dtype=np.int32), objective, record_path=True)
+    result = rollout(layout, np.asarray(actions, dtype=np.int32), objective, rules, record_path=True)
     states = result.path[:-1] if result.steps else result.path[:0]
     if result.steps:
         on = support[states, np.asarray(actions)[states]]

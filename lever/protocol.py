@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LeverError
+from .objectives import COMPONENTS
 
 #: The four reward components in canonical order; objective names list them in this order.
-COMPONENT_ORDER: tuple[str, ...] = ("path", "gold", "hazard", "lever")
+COMPONENT_ORDER: tuple[str, ...] = COMPONENTS
 
 #: The 8 objectives a library holds for every (set, seed, budget), in the study's order.
 LIBRARY_OBJECTIVES: tuple[str, ...] = (
