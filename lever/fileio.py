@@ -9,25 +9,58 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import FileFormatError
+from .errors import FileFormatError, LeverError
+
+
+def _umask() -> int:
+    """The process's umask.
+
+    os.umask can only be read by setting it, so this sets a restrictive
+    value and restores the old one at once. The umask is process-wide: a
+    file another thread creates in between gets at most 0o077 permissions,
+    never looser ones.
+    """
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = False) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     A crash at any point leaves either the old file or the new one, never half of one.
+    The file gets the permissions of a plain ``open()``: ``0o666`` less the umask.
+    Raises :class:`LeverError` ``"cannot write PATH: REASON"`` if the directory
+    cannot be created or written (then no temporary file is left behind);
+    exceptions raised by ``write`` itself, other than :class:`OSError`, pass through.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileExistsError:  # mkdir: the parent exists but is a file
+        raise LeverError(f"cannot write {path}: {path.parent} is not a directory") from None
+    except OSError as exc:
+        raise LeverError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0o600 whatever the umask
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise LeverError(f"cannot write {path}: {exc.strerror or exc}") from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise
 
 
