@@ -1,4 +1,8 @@
-"""Atomic, versioned files: write to a temporary name, fsync, rename."""
+"""Atomic, versioned files: write to a temporary name, fsync, rename.
+
+Also strict JSON reading and writing and manifest field type checks
+(:func:`check_type`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import FileFormatError, LeverError
+
+#: Deepest nesting :func:`read_json` accepts; lever's own files stay far below it.
+MAX_JSON_DEPTH = 64
 
 
 def _umask() -> int:
@@ -65,30 +72,97 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: 
 
 
 def write_json(path: str | os.PathLike, kind: str, version: int, payload: dict) -> None:
-    """Write ``payload`` atomically as JSON, tagged with its ``kind`` and format ``version``."""
+    """Write ``payload`` atomically as JSON, tagged with its ``kind`` and format ``version``.
+
+    Raises :class:`LeverError` and writes nothing if ``payload`` holds NaN or
+    an infinity, which JSON cannot represent.
+    """
     document = {"format": kind, "version": version, **payload}
-    atomic_write(path, lambda h: json.dump(document, h, indent=1, sort_keys=True))
+    try:
+        text = json.dumps(document, indent=1, sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        if "out of range float" not in str(exc).lower():
+            raise  # a circular reference: a bug in the caller, not bad data
+        raise LeverError(f"{path}: {kind} data contains NaN or infinity; not written") from None
+    atomic_write(path, lambda handle: handle.write(text))
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether lists and dicts in ``document`` nest more than ``limit`` levels deep."""
+    stack = [(document, 1)] if isinstance(document, (dict, list)) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
     """Read a file written by :func:`write_json`, checking its kind and version.
 
-    Raises :class:`FileFormatError` naming the file if it is missing,
-    not JSON, of another kind, or of another format version.
+    Raises :class:`FileFormatError` naming the file if it is missing, a
+    directory, unreadable, not UTF-8 JSON, holds ``NaN`` or ``Infinity``,
+    nests more than :data:`MAX_JSON_DEPTH` levels, or is of another kind or
+    another format version.
     """
     path = Path(path)
+
+    def reject_constant(token: str) -> None:
+        raise FileFormatError(f"{path}: not a valid {kind} file ({token} is not allowed)")
+
     try:
-        document = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileFormatError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise FileFormatError(f"{path}: is a directory, not a {kind} file") from None
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{path}: not a valid {kind} file (not UTF-8 text)") from None
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        document = json.loads(text, parse_constant=reject_constant)
+    except FileFormatError:
+        raise
+    except RecursionError:
+        raise FileFormatError(f"{path}: not a valid {kind} file (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of too many digits
         raise FileFormatError(f"{path}: not a valid {kind} file ({exc})") from None
+    if _deeper_than(document, MAX_JSON_DEPTH):
+        raise FileFormatError(
+            f"{path}: not a valid {kind} file (nested more than {MAX_JSON_DEPTH} levels deep)")
     if not isinstance(document, dict) or document.get("format") != kind:
         raise FileFormatError(f"{path}: not a {kind} file")
-    if document.get("version") != version:
-        raise FileFormatError(
-            f"{path}: {kind} format version {document.get('version')!r}, this lever reads {version}")
+    found = document.get("version")
+    if type(found) is not int or found != version:  # not True or 1.0 for 1
+        raise FileFormatError(f"{path}: {kind} format version {found!r}, this lever reads {version}")
     return document
+
+
+#: How :func:`check_type` names types: as JSON calls them.
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer",
+               float: "a number", bool: "true or false", type(None): "null"}
+
+
+def _type_name(cls: type) -> str:
+    return _JSON_NAMES.get(cls, cls.__name__)
+
+
+def check_type(value: Any, expected_type: type | tuple[type, ...], where: str) -> Any:
+    """Return ``value`` if it is an instance of ``expected_type``, else raise :class:`FileFormatError`.
+
+    For checking the fields of a manifest just read, e.g.
+    ``entries = check_type(doc.get("entries"), dict, f"{path}: entries")``.
+    The message reads ``"WHERE: expected an object, got null"``. ``True`` and
+    ``False`` are not accepted as integers unless ``bool`` is expected.
+    """
+    expected = expected_type if isinstance(expected_type, tuple) else (expected_type,)
+    if isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected):
+        return value
+    names = " or ".join(_type_name(cls) for cls in expected)
+    raise FileFormatError(f"{where}: expected {names}, got {_type_name(type(value))}")
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -1,13 +1,17 @@
-"""Atomic writes (lever.fileio)."""
+"""Atomic writes, strict JSON and manifest field types (lever.fileio)."""
 
+import math
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lever import fileio
-from lever.errors import LeverError
-from lever.fileio import atomic_write, write_json
+from lever.errors import FileFormatError, LeverError
+from lever.fileio import MAX_JSON_DEPTH, atomic_write, check_type, read_json, write_json
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_non_root = pytest.mark.skipif(AS_ROOT, reason="root ignores permission bits")
@@ -111,3 +115,166 @@ def test_atomic_write_cleans_up_when_writing_fails(tmp_path):
         atomic_write(tmp_path / "a.txt", bug)
     assert (tmp_path / "a.txt").read_text() == "old"
     assert leftovers(tmp_path) == []
+
+
+# write_json / read_json -------------------------------------------------------------------------
+
+def test_json_round_trip(tmp_path):
+    write_json(tmp_path / "a.json", "thing", 2, {"x": [1, 2.5, None, "é"], "y": {"z": True}})
+    document = read_json(tmp_path / "a.json", "thing", 2)
+    assert document == {"format": "thing", "version": 2, "x": [1, 2.5, None, "é"], "y": {"z": True}}
+
+
+finite = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=30, deadline=None)
+@given(payload=st.dictionaries(st.text().filter(lambda k: k not in ("format", "version")), finite))
+def test_json_round_trip_of_any_finite_payload(payload):
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "a.json"
+        write_json(path, "thing", 1, payload)
+        assert read_json(path, "thing", 1) == {"format": "thing", "version": 1, **payload}
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_write_json_refuses_nan_and_infinity(tmp_path, bad):
+    path = tmp_path / "a.json"
+    path.write_text("old")
+    with pytest.raises(LeverError, match="contains NaN or infinity; not written"):
+        write_json(path, "thing", 1, {"rows": [{"ratio": bad}]})
+    assert path.read_text() == "old"
+    assert leftovers(tmp_path) == []
+    with pytest.raises(LeverError):
+        write_json(tmp_path / "new.json", "thing", 1, {"x": bad})
+    assert not (tmp_path / "new.json").exists()
+
+
+def test_write_json_circular_payload_is_a_plain_value_error(tmp_path):
+    loop = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular") as info:
+        write_json(tmp_path / "a.json", "thing", 1, {"x": loop})
+    assert not isinstance(info.value, LeverError)
+
+
+def write_raw(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "a.json"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_read_json_refuses_nan_and_infinity(tmp_path, token):
+    path = write_raw(tmp_path, f'{{"format": "thing", "version": 1, "x": [1, {token}]}}')
+    with pytest.raises(FileFormatError, match=rf"^{path}: not a valid thing file \({token} is not allowed\)"):
+        read_json(path, "thing", 1)
+
+
+def nested(depth: int) -> str:
+    """A thing document whose lists and dicts nest ``depth`` levels deep in all."""
+    return '{"format": "thing", "version": 1, "x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+def test_read_json_depth_limit(tmp_path):
+    path = write_raw(tmp_path, nested(MAX_JSON_DEPTH))
+    assert read_json(path, "thing", 1)["format"] == "thing"
+    path = write_raw(tmp_path, nested(MAX_JSON_DEPTH + 1))
+    with pytest.raises(FileFormatError, match=rf"^{path}: .*nested more than {MAX_JSON_DEPTH} levels"):
+        read_json(path, "thing", 1)
+
+
+def test_read_json_far_too_deep_is_a_format_error_not_a_recursion_error(tmp_path):
+    path = write_raw(tmp_path, nested(200_000))
+    with pytest.raises(FileFormatError, match=rf"^{path}: "):
+        read_json(path, "thing", 1)
+
+
+def test_read_json_of_a_directory(tmp_path):
+    with pytest.raises(FileFormatError, match=rf"^{tmp_path}: is a directory, not a thing file$"):
+        read_json(tmp_path, "thing", 1)
+
+
+@needs_non_root
+def test_read_json_of_an_unreadable_file(tmp_path):
+    path = write_raw(tmp_path, nested(1))
+    path.chmod(0)
+    with pytest.raises(FileFormatError, match=rf"^{path}: cannot read \(Permission denied\)$"):
+        read_json(path, "thing", 1)
+
+
+def test_read_json_translates_a_permission_error(tmp_path, monkeypatch):
+    path = write_raw(tmp_path, nested(1))
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(FileFormatError, match=rf"^{path}: cannot read \(Permission denied\)$"):
+        read_json(path, "thing", 1)
+
+
+@pytest.mark.parametrize("content", [
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe",  # binary
+    b"\xff\xfe{\x00}\x00",  # UTF-16
+    b'{"format": "thing", "version": 1, "x": "caf\xe9"}',  # Latin-1
+    b"\x00" * 16,
+    b"",
+    b'{"format": "thing", "version": 1',  # truncated
+    b'{"format": "thing", "version": 1, "x": ' + b"1" * 5000 + b"}",  # an integer too long to convert
+])
+def test_read_json_of_garbage_names_the_file(tmp_path, content):
+    path = write_raw(tmp_path, content)
+    with pytest.raises(FileFormatError, match=rf"^{path}: not a valid thing file \("):
+        read_json(path, "thing", 1)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[1, 2]", "not a thing file"),
+    ('{"format": "other", "version": 1}', "not a thing file"),
+    ('{"format": "thing", "version": 2}', "thing format version 2, this lever reads 1"),
+    ('{"format": "thing", "version": true}', "thing format version True, this lever reads 1"),
+    ('{"format": "thing", "version": 1.0}', "thing format version 1.0, this lever reads 1"),
+    ('{"format": "thing"}', "thing format version None, this lever reads 1"),
+])
+def test_read_json_checks_kind_and_version(tmp_path, text, message):
+    path = write_raw(tmp_path, text)
+    with pytest.raises(FileFormatError, match=rf"^{path}: {message}$"):
+        read_json(path, "thing", 1)
+
+
+def test_read_json_of_a_missing_file(tmp_path):
+    with pytest.raises(FileFormatError, match="no such file"):
+        read_json(tmp_path / "nope.json", "thing", 1)
+
+
+# check_type ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, got", [(None, "null"), ([1], "an array"), ("x", "a string"),
+                                        (3, "an integer"), (True, "true or false")])
+def test_check_type_refuses_what_is_not_a_dict(value, got):
+    with pytest.raises(FileFormatError, match=rf"^m\.json: entries: expected an object, got {got}$"):
+        check_type(value, dict, "m.json: entries")
+
+
+def test_check_type_returns_the_value():
+    entries = {"a": 1}
+    assert check_type(entries, dict, "x") is entries
+    assert check_type(3, (int, float), "x") == 3
+    assert check_type(True, bool, "x") is True
+
+
+def test_check_type_does_not_take_a_bool_for_a_number():
+    with pytest.raises(FileFormatError, match="^x: expected an integer or a number, got true or false$"):
+        check_type(False, (int, float), "x")
+
+
+def test_check_type_names_other_types_by_class_name():
+    with pytest.raises(FileFormatError, match="^x: expected Path, got a string$"):
+        check_type("a", Path, "x")
