@@ -1,6 +1,7 @@
 """Atomic, versioned files: write to a temporary name, fsync, rename.
 
-Also strict JSON reading and writing and manifest field type checks
+Also strict JSON reading and writing, manifest paths that cannot leave
+their directory (:func:`resolve_inside`) and manifest field type checks
 (:func:`check_type`).
 """
 
@@ -163,6 +164,31 @@ def check_type(value: Any, expected_type: type | tuple[type, ...], where: str) -
         return value
     names = " or ".join(_type_name(cls) for cls in expected)
     raise FileFormatError(f"{where}: expected {names}, got {_type_name(type(value))}")
+
+
+def resolve_inside(root: str | os.PathLike, relative: str) -> Path:
+    """The resolved path of manifest entry ``relative`` under ``root``, checked to stay inside it.
+
+    ``relative`` must be a non-empty string without NUL characters, not
+    absolute and without ``..`` components; once symlinks are followed
+    (:meth:`Path.resolve`) the path must still lie inside ``root.resolve()``.
+    Raises :class:`FileFormatError` otherwise, so a crafted manifest cannot
+    make lever read (or overwrite) files elsewhere. Returns the resolved path.
+    """
+    if not isinstance(relative, str) or not relative or "\0" in relative or not Path(relative).parts:
+        raise FileFormatError(f"{root}: manifest entry {relative!r} is not a valid file name")
+    outside = FileFormatError(f"{root}: manifest entry {relative!r} points outside the directory")
+    candidate = Path(relative)
+    if candidate.is_absolute() or candidate.anchor or ".." in candidate.parts:
+        raise outside
+    try:
+        base = Path(root).resolve()
+        resolved = (base / candidate).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise FileFormatError(f"{root}: manifest entry {relative!r} cannot be resolved ({exc})") from None
+    if resolved == base or not resolved.is_relative_to(base):
+        raise outside
+    return resolved
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -1,4 +1,4 @@
-"""Atomic writes, strict JSON and manifest field types (lever.fileio)."""
+"""Atomic writes, strict JSON, manifest paths and field types (lever.fileio)."""
 
 import math
 import os
@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from lever import fileio
 from lever.errors import FileFormatError, LeverError
-from lever.fileio import MAX_JSON_DEPTH, atomic_write, check_type, read_json, write_json
+from lever.fileio import (MAX_JSON_DEPTH, atomic_write, check_type, read_json, resolve_inside,
+                          write_json)
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_non_root = pytest.mark.skipif(AS_ROOT, reason="root ignores permission bits")
@@ -278,3 +279,67 @@ def test_check_type_does_not_take_a_bool_for_a_number():
 def test_check_type_names_other_types_by_class_name():
     with pytest.raises(FileFormatError, match="^x: expected Path, got a string$"):
         check_type("a", Path, "x")
+
+
+# resolve_inside --------------------------------------------------------------------------------
+
+def test_resolve_inside_accepts_plain_relative_names(tmp_path):
+    (tmp_path / "shards").mkdir()
+    assert resolve_inside(tmp_path, "a.npy") == tmp_path.resolve() / "a.npy"
+    assert resolve_inside(tmp_path, "shards/b.npz") == tmp_path.resolve() / "shards" / "b.npz"
+    assert resolve_inside(str(tmp_path), "./c.npy") == tmp_path.resolve() / "c.npy"
+
+
+def test_resolve_inside_follows_symlinks_that_stay_inside(tmp_path):
+    (tmp_path / "real.npy").write_text("x")
+    (tmp_path / "link.npy").symlink_to("real.npy")
+    assert resolve_inside(tmp_path, "link.npy") == tmp_path.resolve() / "real.npy"
+
+
+@pytest.mark.parametrize("relative", ["/etc/passwd", "//etc/passwd", "..", "../x", "a/../../x",
+                                      "a/../b", "a/.."])
+def test_resolve_inside_refuses_absolute_paths_and_dotdot(tmp_path, relative):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(FileFormatError) as info:
+        resolve_inside(tmp_path, relative)
+    assert str(info.value) == f"{tmp_path}: manifest entry {relative!r} points outside the directory"
+
+
+def test_resolve_inside_refuses_a_symlink_pointing_outside(tmp_path):
+    root = tmp_path / "lib"
+    root.mkdir()
+    (tmp_path / "secret").write_text("x")
+    (root / "a.npy").symlink_to(tmp_path / "secret")
+    (root / "b.npy").symlink_to("../secret")
+    for relative in ("a.npy", "b.npy"):
+        with pytest.raises(FileFormatError, match="points outside the directory"):
+            resolve_inside(root, relative)
+
+
+def test_resolve_inside_refuses_a_symlinked_directory_pointing_outside(tmp_path):
+    root = tmp_path / "lib"
+    root.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (root / "shards").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(FileFormatError, match="points outside the directory"):
+        resolve_inside(root, "shards/a.npz")
+
+
+def test_resolve_inside_works_when_the_root_itself_is_a_symlink(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert resolve_inside(tmp_path / "alias", "a.npy") == (tmp_path / "real").resolve() / "a.npy"
+
+
+def test_resolve_inside_refuses_a_symlink_loop(tmp_path):
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(FileFormatError, match="'a'"):
+        resolve_inside(tmp_path, "a")
+
+
+@pytest.mark.parametrize("relative", [None, 3, b"a.npy", Path("a.npy"), ["a.npy"], "", ".", "./", "a\0b"])
+def test_resolve_inside_refuses_what_is_not_a_file_name(tmp_path, relative):
+    with pytest.raises(FileFormatError) as info:
+        resolve_inside(tmp_path, relative)
+    assert str(info.value) == f"{tmp_path}: manifest entry {relative!r} is not a valid file name"
