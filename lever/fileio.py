@@ -1,23 +1,36 @@
 """Atomic, versioned files: write to a temporary name, fsync, rename.
 
-Also strict JSON reading and writing, manifest paths that cannot leave
-their directory (:func:`resolve_inside`) and manifest field type checks
-(:func:`check_type`).
+Also the guards around them: directory locks so that one process writes a
+directory at a time (:func:`exclusive_lock`, :func:`shared_lock`), strict
+JSON reading and writing, manifest paths that cannot leave their directory
+(:func:`resolve_inside`) and manifest field type checks (:func:`check_type`).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import tempfile
+import time
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the locks below do nothing there
+    fcntl = None
 
 from .errors import FileFormatError, LeverError
 
+#: Name of the lock file inside a locked directory.
+LOCK_NAME = ".lock"
 #: Deepest nesting :func:`read_json` accepts; lever's own files stay far below it.
 MAX_JSON_DEPTH = 64
+#: Seconds between two attempts to take a lock held by another process.
+_POLL_S = 0.05
 
 
 def _umask() -> int:
@@ -189,6 +202,118 @@ def resolve_inside(root: str | os.PathLike, relative: str) -> Path:
     if resolved == base or not resolved.is_relative_to(base):
         raise outside
     return resolved
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock on ``fd``, for an error message; best effort."""
+    try:  # readers alone block a writer if a shared lock can still be had
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return "read by another lever process"
+    except OSError:
+        pass
+    try:
+        pid = int(os.pread(fd, 32, 0).decode("ascii").strip())
+    except (OSError, ValueError):
+        return "written by another lever process"
+    return f"written by another lever process (pid {pid})"
+
+
+def _open_lock_file(directory: Path, what: str, exclusive: bool) -> int | None:
+    """A descriptor of ``directory/.lock``, created with the umask if missing.
+
+    A writer creates the directory too. A reader who cannot open or create the
+    file (no such directory, a read-only one) gets ``None`` and reads unlocked:
+    the read itself then reports any missing file.
+    """
+    path = directory / LOCK_NAME
+    if exclusive:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # 0o666 less the umask
+        except OSError as exc:
+            raise LeverError(f"cannot lock {what} {directory}: {exc.strerror or exc}") from exc
+    for flags in (os.O_RDONLY | os.O_CREAT, os.O_RDONLY):
+        try:
+            return os.open(path, flags, 0o666)
+        except OSError:
+            pass
+    return None
+
+
+@contextmanager
+def _lock(directory: str | os.PathLike, what: str, wait: float, exclusive: bool) -> Iterator[None]:
+    directory = Path(directory)
+    fd = _open_lock_file(directory, what, exclusive) if fcntl is not None else None
+    if fd is None:
+        if fcntl is None and exclusive:
+            directory.mkdir(parents=True, exist_ok=True)
+        yield
+        return
+    try:
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    raise LeverError(f"cannot lock {what} {directory}: {exc.strerror or exc}") from exc
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LeverError(f"{what} {directory} is being {_holder(fd)}; "
+                                 "wait for it to finish or choose another directory")
+            time.sleep(min(_POLL_S, left))
+        if exclusive:  # name the holder for anyone who has to wait; best effort
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            except OSError:
+                pass
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def exclusive_lock(directory: str | os.PathLike, what: str = "library",
+                   wait: float = 0.0) -> AbstractContextManager[None]:
+    """Context manager: hold an exclusive lock on ``directory`` while writing it.
+
+    Takes ``fcntl.flock(LOCK_EX)`` on ``directory/.lock`` (creating the
+    directory, and the file with the umask's permissions, if missing) and
+    records this process's pid in it. If another process holds the lock, it
+    retries for up to ``wait`` seconds, then raises :class:`LeverError`
+    ``"WHAT DIRECTORY is being written by another lever process (pid N); wait
+    for it to finish or choose another directory"`` (``what`` names the kind of
+    directory, e.g. ``"library"``; the message says "read" if readers hold it).
+
+    The lock is released on leaving the block, and by the kernel if the
+    process dies, even by ``kill -9``: a stale lock file never blocks anyone.
+    Each call opens the lock file anew, so the lock also keeps threads of one
+    process apart, and it is not re-entrant: a second lock on the same
+    directory in the same process waits and fails like one from another
+    process. Where :mod:`fcntl` is missing (Windows) it only creates the
+    directory and locks nothing.
+    """
+    return _lock(directory, what, wait, exclusive=True)
+
+
+def shared_lock(directory: str | os.PathLike, what: str = "library",
+                wait: float = 30.0) -> AbstractContextManager[None]:
+    """Context manager: hold a shared lock on ``directory`` while reading it.
+
+    Any number of readers may hold it at once; a writer holding
+    :func:`exclusive_lock` keeps them out, so they never see a half-written
+    directory. Waits up to ``wait`` seconds for the writer to finish, then
+    raises :class:`LeverError` as :func:`exclusive_lock` does. A directory
+    that does not exist, or whose lock file cannot be opened or created
+    (read-only), is read without a lock. Where :mod:`fcntl` is missing
+    (Windows) it does nothing.
+    """
+    return _lock(directory, what, wait, exclusive=False)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
