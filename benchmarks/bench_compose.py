@@ -16,9 +16,9 @@ import numba
 import numpy as np
 import pytest
 
-from lever import Layout
-from lever.compose import PolicyStack
-from lever.kernels.compose import OP_MAX, OP_SUM, compose_batch
+from lever import Layout, Objective
+from lever.compose import OPERATORS, PolicyStack
+from lever.kernels.compose import compose_batch
 
 N_POLICIES = 60
 N_COMBOS = 8_000
@@ -72,8 +72,8 @@ def test_compose_kernel_vs_numpy(benchmark, tables, operator):
     betas = np.ones(combos.shape)
     actions = np.empty((N_COMBOS, stack.layout.n_states), dtype=np.int32)
     covered = np.empty(N_COMBOS, dtype=np.int64)
-    code = OP_SUM if operator == "sum" else OP_MAX
-    values = stack.values("path", operator)
+    code = OPERATORS[operator]
+    values = stack.values(Objective.parse("path"), operator)
     compose_batch(values, stack.support, combos, betas, code, actions, covered)  # compile
     reference = numpy_compose if operator == "sum" else numpy_compose_max
     np.testing.assert_array_equal(actions, reference(stack.q, supported, combos, betas))

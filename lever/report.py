@@ -8,7 +8,7 @@ views as PNG files (figures are drawn on their own canvas; matplotlib's
 global backend and pyplot are left alone).
 
 Lines whose return ratio is undefined (from-scratch return <= 0, see
-:mod:`lever.sweep`) are left out of the ratio statistics and counted in the
+:mod:`lever.sweep.table`) are left out of the ratio statistics and counted in the
 ``undefined`` column, so a reader sees how many there were.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .errors import LeverError
-from .sweep import SweepRow, read_table
+from .sweep.table import SweepRow, read_table
 
 # Two-sided 95% Student-t quantiles for 1..30 degrees of freedom; beyond 30 the normal 1.96 is within 2%.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -121,7 +121,7 @@ def summarize(rows: Sequence[SweepRow]) -> list[SummaryRow]:
             return_ratio=Interval.of(ratios),
             return_difference=Interval.of([r.return_difference for r in members]),
             speedup=Interval.of([r.speedup for r in members]),
-            exit_rate=float(np.mean([r.end == "exit" for r in members])),
+            exit_rate=float(np.mean([r.true_end == "exit" for r in members])),
             scratch_exit_rate=float(np.mean([r.scratch_end == "exit" for r in members]))))
     return summary
 
