@@ -10,12 +10,11 @@ and the kernel's rate of Q bytes read against ``np.copyto`` of a buffer of
 the same size, all measured in the same run.
 """
 
-import time
-
 import numba
 import numpy as np
 import pytest
 
+from benchmarks.conftest import median_seconds
 from lever import Layout, Objective
 from lever.compose import OPERATORS, PolicyStack
 from lever.kernels.compose import compose_batch
@@ -23,15 +22,6 @@ from lever.kernels.compose import compose_batch
 N_POLICIES = 60
 N_COMBOS = 8_000
 K = 3
-
-
-def median_seconds(fn, repeats: int = 7) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +78,12 @@ def test_compose_kernel_vs_numpy(benchmark, tables, operator):
                                                             actions, covered), repeats=9)
     finally:
         numba.set_num_threads(threads)
-    reference = numpy_compose if operator == "sum" else numpy_compose_max
     numpy_s = median_seconds(lambda: reference(stack.q, supported, combos, betas), repeats=5)
 
     q_bytes = combos.size * stack.layout.n_states * 4 * stack.q.itemsize
     source = np.ones(q_bytes // 8)
     target = np.empty_like(source)
-    copy_s = median_seconds(lambda: np.copyto(target, source))
+    copy_s = median_seconds(lambda: np.copyto(target, source), repeats=7)
     figures = {
         "combinations": N_COMBOS, "k": K, "operator": operator,
         "threads": threads, "kernel_median_s": kernel_s, "kernel_one_thread_median_s": one_thread_s,
