@@ -10,28 +10,18 @@ and the kernel's rate of Q bytes read against ``np.copyto`` of a buffer of
 the same size, all measured in the same run.
 """
 
-import time
-
 import numba
 import numpy as np
 import pytest
 
-from lever import Layout
-from lever.compose import PolicyStack
-from lever.kernels.compose import OP_MAX, OP_SUM, compose_batch
+from benchmarks.conftest import median_seconds
+from lever import Layout, Objective
+from lever.compose import OPERATORS, PolicyStack
+from lever.kernels.compose import compose_batch
 
 N_POLICIES = 60
 N_COMBOS = 8_000
 K = 3
-
-
-def median_seconds(fn, repeats: int = 7) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +62,8 @@ def test_compose_kernel_vs_numpy(benchmark, tables, operator):
     betas = np.ones(combos.shape)
     actions = np.empty((N_COMBOS, stack.layout.n_states), dtype=np.int32)
     covered = np.empty(N_COMBOS, dtype=np.int64)
-    code = OP_SUM if operator == "sum" else OP_MAX
-    values = stack.values("path", operator)
+    code = OPERATORS[operator]
+    values = stack.values(Objective.parse("path"), operator)
     compose_batch(values, stack.support, combos, betas, code, actions, covered)  # compile
     reference = numpy_compose if operator == "sum" else numpy_compose_max
     np.testing.assert_array_equal(actions, reference(stack.q, supported, combos, betas))
@@ -88,13 +78,12 @@ def test_compose_kernel_vs_numpy(benchmark, tables, operator):
                                                             actions, covered), repeats=9)
     finally:
         numba.set_num_threads(threads)
-    reference = numpy_compose if operator == "sum" else numpy_compose_max
     numpy_s = median_seconds(lambda: reference(stack.q, supported, combos, betas), repeats=5)
 
     q_bytes = combos.size * stack.layout.n_states * 4 * stack.q.itemsize
     source = np.ones(q_bytes // 8)
     target = np.empty_like(source)
-    copy_s = median_seconds(lambda: np.copyto(target, source))
+    copy_s = median_seconds(lambda: np.copyto(target, source), repeats=7)
     figures = {
         "combinations": N_COMBOS, "k": K, "operator": operator,
         "threads": threads, "kernel_median_s": kernel_s, "kernel_one_thread_median_s": one_thread_s,

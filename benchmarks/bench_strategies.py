@@ -20,15 +20,16 @@ import time
 import numpy as np
 import pytest
 
-from lever import Layout, TrainConfig, rollout, train
-from lever.kernels.constants import COMPONENT_NAMES
+from lever import COMPONENTS, Layout, TrainConfig, rollout, train
 from lever.library import PolicyLibrary
-from lever.strategies import Beam, Exhaustive, Hybrid, Targeted, prepare_layout, search
+from lever.retrieval import prepare_layout
+from lever.search import search
+from lever.strategies import Beam, Exhaustive, Hybrid, Targeted
 
 OBJECTIVE = "path+gold+hazard"
 LAYOUT_SEEDS = (1, 6)
 POOL = 20
-ALL_SUBSETS = tuple("+".join(c) for n in range(1, 5) for c in itertools.combinations(COMPONENT_NAMES, n))
+ALL_SUBSETS = tuple("+".join(c) for n in range(1, 5) for c in itertools.combinations(COMPONENTS, n))
 STRATEGIES = {
     "targeted": (Targeted(), 50),
     "hybrid(k=3)": (Hybrid(3), 50),
@@ -86,16 +87,16 @@ def test_strategy_vs_scratch(benchmark, library, scratch, name, seed, plan):
         "strategy_median_s": strategy_s, "scratch_median_s": scratch_s, "speedup": scratch_s / strategy_s,
         "strategy_true_return": result.true_return, "strategy_end": result.true_end,
         "scratch_true_return": scratch_result.ret, "scratch_end": scratch_result.end,
-        "return_ratio": ratio, "offline_score": result.offline_score, "coverage": result.coverage,
-        "retrieval_s": result.retrieval_time, "composition_s": result.composition_time,
-        "scoring_s": result.scoring_time, "planning_s": result.planning_time,
+        "return_ratio": ratio, "offline_return": result.offline_return,
+        "support_coverage": result.support_coverage, "retrieval_s": result.retrieval_s,
+        "composition_s": result.composition_s, "scoring_s": result.scoring_s, "planning_s": result.planning_s,
     }
     benchmark.extra_info.update(figures)
     label = result.strategy + (" +plan" + ("(kept)" if result.planned else "(not kept)") if plan else "")
     print(f"\n{label:<32} seed {seed}: {strategy_s * 1e3:8.2f} ms for {result.combinations_tried:>5} "
-          f"combinations (retrieval {result.retrieval_time * 1e3:.2f}, composition "
-          f"{result.composition_time * 1e3:.2f}, scoring {result.scoring_time * 1e3:.2f}, planning "
-          f"{result.planning_time * 1e3:.2f} ms); offline {result.offline_score:.1f}; scratch X1 "
+          f"combinations (retrieval {result.retrieval_s * 1e3:.2f}, composition "
+          f"{result.composition_s * 1e3:.2f}, scoring {result.scoring_s * 1e3:.2f}, planning "
+          f"{result.planning_s * 1e3:.2f} ms); offline {result.offline_return:.1f}; scratch X1 "
           f"{scratch_s * 1e3:.1f} ms -> speedup {scratch_s / strategy_s:.1f}x; true return "
           f"{result.true_return:.1f} ({result.true_end}) vs scratch {scratch_result.ret:.1f} "
           f"({scratch_result.end}): ratio {ratio:.2f}")

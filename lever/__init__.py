@@ -9,11 +9,9 @@ Quick tour::
     env = gymnasium.make("lever/GridWorld-v0", layout=layout, objective="path+gold")
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 import gymnasium
 
-from .compose import ComposedPolicy, PolicyStack, compose
+from .compose import ComposedPolicy, PolicyStack
 from .embeddings import EmbeddingConfig, RidgeRegressor, SuccessorFeatures, embed_policies
 from .env import ACTIONS, ENV_ID, MO_ENV_ID, GridWorldEnv, MOGridWorldEnv
 from .errors import FileFormatError, LeverError
@@ -23,14 +21,10 @@ from .gridworld import PRESETS, GridSpec, Layout
 from .index import Candidate, PolicyIndex
 from .library import PolicyLibrary, PolicyRecord, PolicyTables
 from .objectives import COMPONENTS, RULES, Objective
-from .strategies import StrategyResult
+from .search import StrategyResult, compose
 from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
 from .training import BUDGETS, TrainConfig, TrainedPolicy, train
-
-try:
-    __version__ = version("lever")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+unknown"
+from .version import __version__
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="lever.env:GridWorldEnv",

@@ -8,26 +8,36 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
+from .compose import OPERATORS
 from .embeddings import EmbeddingConfig
 from .errors import LeverError
 from .evaluation import rollout
 from .gridworld import PRESETS, Layout
-from .library import PolicyLibrary
-from .objectives import Objective
-from .training import ALGORITHMS, TrainConfig, train
+from .library import Q_DTYPES, PolicyLibrary
+from .library.build import DEFAULTS as BUILD
+from .objectives import COMPONENTS, Objective
+from .scoring import SCORINGS
+from .search import compose
+from .strategies import DEFAULT_LABELS, STRATEGIES
+from .training import ALGORITHMS, BUDGETS, TrainConfig, train
+
+#: Budget names of every setting, in the study's order.
+BUDGET_NAMES = tuple(dict.fromkeys(name for budgets in BUDGETS.values() for name in budgets))
 
 
 def _add_training_setup_options(parser: argparse.ArgumentParser) -> None:
-    # What every trained policy is defined by, shared by `train`/`demo` and `library build`.
-    parser.add_argument("--grid", default="grid16", choices=sorted(PRESETS),
-                        help="layout setting of the study (default: grid16)")
-    parser.add_argument("--algorithm", default="sarsa", choices=ALGORITHMS,
-                        help="tabular algorithm (default: sarsa)")
-    parser.add_argument("--gamma", type=float, default=0.0,
-                        help="discount; 0 is the support-limited regime (default: 0)")
-    parser.add_argument("--train-seed", type=int, default=0, help="training RNG seed (default: 0)")
+    # What every trained policy is defined by, shared by `train` and `library build`.
+    parser.add_argument("--grid", default=BUILD.setting, choices=sorted(PRESETS),
+                        help=f"layout setting of the study (default: {BUILD.setting})")
+    parser.add_argument("--algorithm", default=BUILD.algorithm, choices=ALGORITHMS,
+                        help=f"tabular algorithm (default: {BUILD.algorithm})")
+    parser.add_argument("--gamma", type=float, default=BUILD.gamma,
+                        help=f"discount; 0 is the support-limited regime (default: {BUILD.gamma:g})")
+    parser.add_argument("--train-seed", type=int, default=BUILD.train_seed,
+                        help=f"training RNG seed (default: {BUILD.train_seed})")
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +45,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="layout seed (default: 0)")
     parser.add_argument("--objective", default="path",
                         help="composite objective, e.g. path+gold+hazard (default: path)")
-    parser.add_argument("--budget", default="X1", choices=["X1", "X5", "X10"],
-                        help="training budget of the study (default: X1)")
+    parser.add_argument("--budget", default=BUDGET_NAMES[0], choices=BUDGET_NAMES,
+                        help=f"training budget of the study (default: {BUDGET_NAMES[0]})")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -52,7 +62,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"of (state, action) pairs")
     print(f"greedy rollout: return {result.ret:.2f}, {result.steps} steps, ended at {result.end}")
     print("return vector: " + ", ".join(f"{name} {value:.2f}" for name, value in
-                                        zip(("path", "gold", "hazard", "lever"), result.return_vector)))
+                                        zip(COMPONENTS, result.return_vector)))
     return 0
 
 
@@ -65,15 +75,17 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="sweep directory; re-running the same sweep resumes it")
     parser.add_argument("--grid", nargs="+", dest="settings", choices=sorted(PRESETS), metavar="SETTING",
                         help=f"grid settings: {', '.join(PRESETS)} (default: grid16)")
-    parser.add_argument("--budgets", nargs="+", metavar="BUDGET", help="budgets X1 X5 X10 (default: X1)")
+    parser.add_argument("--budgets", nargs="+", metavar="BUDGET", choices=BUDGET_NAMES,
+                        help=f"budgets {' '.join(BUDGET_NAMES)} (default: {BUDGET_NAMES[0]})")
     parser.add_argument("--seeds", nargs="+", type=int, dest="layout_seeds", metavar="SEED",
                         help="layout seeds (default: 0 1 2 3 4)")
     parser.add_argument("--composites", nargs="+",
                         help="composites such as path+gold, or single/double/triple/full "
                              "(default: double triple full)")
+    forms = ", ".join(f"{name}:{kind.size.upper()}" if kind.size else name for name, kind in STRATEGIES.items())
     parser.add_argument("--strategies", nargs="+",
-                        help="targeted, hybrid:K, exhaustive, beam:WIDTH (default: all four, K = WIDTH = 3)")
-    parser.add_argument("--operator", choices=["sum", "max"], help="composition operator (default: sum)")
+                        help=f"{forms} (default: {' '.join(DEFAULT_LABELS)})")
+    parser.add_argument("--operator", choices=OPERATORS, help="composition operator (default: sum)")
     parser.add_argument("--gamma", type=float, help="discount of library and baseline (default: 0)")
     parser.add_argument("--planning", action=argparse.BooleanOptionalAction, default=None,
                         help="also run every strategy with planning on the support")
@@ -209,8 +221,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_compose(args: argparse.Namespace) -> int:
     import json
 
-    from .compose import compose
-
     library = PolicyLibrary.open(args.directory)
     result = compose(library, args.objective, layout=_chosen_layout(library, args), strategy=args.strategy, k=args.k,
                      width=args.width, operator=args.operator, scoring=args.scoring, plan=args.plan,
@@ -226,15 +236,14 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         ("objective", f"{result.objective} on layout {result.layout_id}"),
         ("policies", names),
         ("combinations tried", f"{result.combinations_tried}"),
-        ("offline return", f"{result.offline_score:.2f} (ended at {result.offline_end})"),
+        ("offline return", f"{result.offline_return:.2f} (ended at {result.offline_end})"),
         ("true return", f"{result.true_return:.2f} (ended at {result.true_end} after {result.true_steps} steps)"),
-        ("return vector", ", ".join(f"{n} {v:.2f}" for n, v in zip(("path", "gold", "hazard", "lever"),
-                                                                    result.true_return_vector))),
-        ("support coverage", f"{result.coverage:.1%} of (state, action) pairs; "
+        ("return vector", ", ".join(f"{n} {v:.2f}" for n, v in zip(COMPONENTS, result.true_return_vector))),
+        ("support coverage", f"{result.support_coverage:.1%} of (state, action) pairs; "
                              f"{result.route_on_support:.0%} of the route on it"),
-        ("time", f"{result.total_time * 1e3:.2f} ms (retrieval {result.retrieval_time * 1e3:.2f}, "
-                 f"composition {result.composition_time * 1e3:.2f}, scoring {result.scoring_time * 1e3:.2f}, "
-                 f"planning {result.planning_time * 1e3:.2f})"),
+        ("time", f"{result.total_s * 1e3:.2f} ms (retrieval {result.retrieval_s * 1e3:.2f}, "
+                 f"composition {result.composition_s * 1e3:.2f}, scoring {result.scoring_s * 1e3:.2f}, "
+                 f"planning {result.planning_s * 1e3:.2f})"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -243,20 +252,21 @@ def _cmd_compose(args: argparse.Namespace) -> int:
 
 
 def _add_compose_command(sub) -> None:
-    from .strategies import SCORINGS, STRATEGIES
-
     compose_cmd = sub.add_parser("compose", help="compose a policy for a new objective from a library, offline")
     compose_cmd.add_argument("directory", help="library directory")
     compose_cmd.add_argument("--objective", required=True, help="composite objective, e.g. path+gold+hazard")
-    compose_cmd.add_argument("--strategy", default="hybrid", choices=STRATEGIES,
-                             help="how many combinations to explore (default: hybrid)")
-    compose_cmd.add_argument("-k", type=int, default=3,
-                             help="candidates per component for hybrid and beam's seed grid (default: 3)")
-    compose_cmd.add_argument("--width", type=int, default=4, help="beam width (default: 4)")
-    compose_cmd.add_argument("--operator", default="sum", choices=["sum", "max"],
-                             help="Q-sum (the study's) or max (GPI) (default: sum)")
-    compose_cmd.add_argument("--scoring", default="offline", choices=SCORINGS,
-                             help="offline rollout, successor-feature value or ridge (default: offline)")
+    # The defaults are those of lever.compose itself, so the command and the function agree.
+    default = {name: p.default for name, p in inspect.signature(compose).parameters.items()}
+    compose_cmd.add_argument("--strategy", default=default["strategy"], choices=STRATEGIES,
+                             help=f"how many combinations to explore (default: {default['strategy']})")
+    compose_cmd.add_argument("-k", type=int, default=default["k"],
+                             help=f"candidates per component for hybrid and beam's seed grid (default: {default['k']})")
+    compose_cmd.add_argument("--width", type=int, default=default["width"],
+                             help=f"beam width (default: {default['width']})")
+    compose_cmd.add_argument("--operator", default=default["operator"], choices=OPERATORS,
+                             help=f"Q-sum (the study's) or max (GPI) (default: {default['operator']})")
+    compose_cmd.add_argument("--scoring", default=default["scoring"], choices=SCORINGS,
+                             help=f"offline rollout, successor-feature value or ridge (default: {default['scoring']})")
     compose_cmd.add_argument("--plan", action="store_true",
                              help="also plan on the chosen support; keep the plan if it scores better offline")
     compose_cmd.add_argument("--pool", type=int, default=None,
@@ -272,28 +282,7 @@ def _add_compose_command(sub) -> None:
 def _add_library_commands(sub) -> None:
     library = sub.add_parser("library", help="build or inspect a policy library")
     library_sub = library.add_subparsers(dest="library_command", required=True)
-    build = library_sub.add_parser("build", help="train every objective for each layout seed and budget")
-    _add_training_setup_options(build)
-    build.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
-                       help="layout seeds (default: 0)")
-    build.add_argument("--budgets", nargs="+", default=["X1"], choices=["X1", "X5", "X10"],
-                       help="training budgets (default: X1)")
-    build.add_argument("--objectives", nargs="+", default=["path", "gold", "hazard", "lever"],
-                       metavar="OBJECTIVE",
-                       help="objectives to train, e.g. path gold path+gold (default: the four components)")
-    build.add_argument("--output", "-o", required=True, help="library directory to create or resume")
-    build.add_argument("--jobs", "-j", type=int, default=None,
-                       help="worker processes (default: every core; 1 trains in this process)")
-    build.add_argument("--episodes", type=int, default=None,
-                       help="override the budget's episode count, for quick builds (default: the budget's)")
-    build.add_argument("--q-dtype", default="float32", choices=["float32", "float64"],
-                       help="dtype of the stored Q tables (default: float32)")
-    build.add_argument("--embed-states", type=int, default=16,
-                       help="canonical states K of the successor-feature embedding (default: 16)")
-    build.add_argument("--cell-kinds", action="store_true",
-                       help="add cell-kind one-hots to the embedding features")
-    build.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    build.set_defaults(func=_cmd_library_build)
+    _add_library_build_command(library_sub)
     info = library_sub.add_parser("info", help="show what a library holds: sizes, objectives, support coverage")
     info.add_argument("directory", help="library directory")
     info.set_defaults(func=_cmd_library_info)
@@ -307,6 +296,32 @@ def _add_library_commands(sub) -> None:
     search.add_argument("--seed", type=int, default=None,
                         help="only policies of the layout with this seed (default: all)")
     search.set_defaults(func=_cmd_search)
+
+
+def _add_library_build_command(library_sub) -> None:
+    build = library_sub.add_parser("build", help="train every objective for each layout seed and budget")
+    _add_training_setup_options(build)
+    build.add_argument("--seeds", type=int, nargs="+", default=list(BUILD.layout_seeds), metavar="SEED",
+                       help=f"layout seeds (default: {' '.join(map(str, BUILD.layout_seeds))})")
+    build.add_argument("--budgets", nargs="+", default=list(BUILD.budgets), choices=BUDGET_NAMES,
+                       help=f"training budgets (default: {' '.join(BUILD.budgets)})")
+    build.add_argument("--objectives", nargs="+", default=[o.name for o in BUILD.objectives],
+                       metavar="OBJECTIVE",
+                       help="objectives to train, e.g. path gold path+gold (default: each component alone)")
+    build.add_argument("--output", "-o", required=True, help="library directory to create or resume")
+    build.add_argument("--jobs", "-j", type=int, default=None,
+                       help="worker processes (default: every core; 1 trains in this process)")
+    build.add_argument("--episodes", type=int, default=None,
+                       help="override the budget's episode count, for quick builds (default: the budget's)")
+    build.add_argument("--q-dtype", default=BUILD.q_dtype, choices=Q_DTYPES,
+                       help=f"dtype of the stored Q tables (default: {BUILD.q_dtype})")
+    build.add_argument("--embed-states", type=int, default=BUILD.embedding.n_states,
+                       help=f"canonical states K of the successor-feature embedding "
+                            f"(default: {BUILD.embedding.n_states})")
+    build.add_argument("--cell-kinds", action="store_true",
+                       help="add cell-kind one-hots to the embedding features")
+    build.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    build.set_defaults(func=_cmd_library_build)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,20 +8,18 @@ reward components. Gold and lever rewards depend on the episode's history
 (the state is position only), so the model holds them as seen in the first
 visit's context, and offline returns on those components are estimates.
 
-The entry point :func:`compose` retrieves candidates from a library, lets a
-strategy (:mod:`lever.strategies`) choose a combination, and returns a
-:class:`~lever.strategies.StrategyResult` whose ``policy`` is a
-:class:`ComposedPolicy` usable directly as a gymnasium policy.
+A :class:`Composer` binds a :class:`PolicyStack` to one objective and
+operator; :func:`compose_actions`, :func:`offline_evaluate` and
+:func:`plan_on_support` do one call's worth for any objective spelling.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import LeverError
+from .errors import LeverError, check_choice
 from .evaluation import RolloutResult, rollout
 from .gridworld import Layout
 from .kernels.compose import (
@@ -32,19 +30,11 @@ from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.planning import plan_batch
 from .objectives import Objective, ObjectiveLike
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .strategies import StrategyResult
-
+#: Composition operators by name: ``sum`` composes each member's own Q, ``max`` is GPI.
 OPERATORS = {"sum": OP_SUM, "max": OP_MAX}
 
 #: Batches smaller than this run on one thread: waking the thread pool costs more than it saves.
 PARALLEL_MIN_BATCH = 512
-
-
-def _operator_code(operator: str) -> int:
-    if operator not in OPERATORS:
-        raise LeverError(f"unknown composition operator {operator!r}; valid: {', '.join(OPERATORS)}")
-    return OPERATORS[operator]
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +135,7 @@ class PolicyStack:
             raise LeverError(f"policy ids {missing} are not policies of layout {self.layout.id}")
         return np.array([index[int(p)] for p in policy_ids], dtype=np.int64)
 
-    def values(self, objective: ObjectiveLike, operator: str) -> np.ndarray:
+    def values(self, objective: Objective, operator: str) -> np.ndarray:
         """The per-policy table the operator composes, (P, S, A).
 
         ``sum`` composes each policy's own scalar Q (the study's operator).
@@ -155,7 +145,7 @@ class PolicyStack:
         """
         if operator != "max":
             return self.q
-        values = self.q if self.q_vector is None else self.q_vector @ Objective.parse(objective).array
+        values = self.q if self.q_vector is None else self.q_vector @ objective.array
         masked = np.empty(values.shape, dtype=values.dtype)
         mask_unvisited(np.ascontiguousarray(values), self.support, masked)
         return masked
@@ -250,58 +240,6 @@ def _betas(betas, combos: np.ndarray) -> np.ndarray:
         raise LeverError(f"betas of shape {betas.shape} do not fit combinations {combos.shape}") from None
 
 
-def compose_actions(stack: PolicyStack, combos, objective: ObjectiveLike = "path",
-                    operator: str = "sum", betas=None, values=None) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy action tables of B compositions, one kernel call.
-
-    combos: int (B, k) rows of ``stack``; betas: per-member weights,
-    broadcast to (B, k) (default 1); values: ``stack.values(objective,
-    operator)`` when the caller already has it (repeated calls). Returns
-    actions int32 (B, S), -1 at dead ends, and the number of (s, a) pairs
-    each union support covers, int64 (B,).
-    """
-    code = _operator_code(operator)
-    objective = Objective.parse(objective)
-    combos = _check_combos(stack, combos)
-    betas = _betas(betas, combos)
-    if code == OP_MAX and not np.all(betas > 0):
-        raise LeverError("the max operator needs positive member weights (betas)")
-    if values is None:
-        values = stack.values(objective, operator)
-    actions = np.empty((combos.shape[0], stack.layout.n_states), dtype=np.int32)
-    covered = np.empty(combos.shape[0], dtype=np.int64)
-    kernel = compose_batch if combos.shape[0] >= PARALLEL_MIN_BATCH else compose_batch_serial
-    kernel(values, stack.support, combos, betas, code, actions, covered)
-    return actions, covered
-
-
-def offline_evaluate(stack: PolicyStack, combos, actions, objective: ObjectiveLike, rules: str = "study",
-                     record_path: bool = False, max_steps: int | None = None) -> OfflineBatch:
-    """Roll each action table (B, S) out through its combination's empirical model.
-
-    Rewards are relabelled for ``objective`` under ``rules`` from the logged
-    reward of every component set; ``return_vectors`` holds the return of
-    every set (B, N_SETS).
-    """
-    combos = _check_combos(stack, combos)
-    actions = np.ascontiguousarray(actions, dtype=np.int32)
-    if actions.shape != (combos.shape[0], stack.layout.n_states):
-        raise LeverError(f"actions must have shape {(combos.shape[0], stack.layout.n_states)}, "
-                         f"got {actions.shape}")
-    weights = Objective.parse(objective).set_weights(rules)
-    max_steps = max_steps or stack.layout.max_steps
-    n = combos.shape[0]
-    returns = np.empty(n)
-    vectors = np.empty((n, N_SETS))
-    steps = np.empty(n, dtype=np.int64)
-    ends = np.empty(n, dtype=np.int8)
-    paths = np.empty((n, max_steps + 1) if record_path else (0, 0), dtype=np.int32)
-    kernel = offline_rollout_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_batch_serial
-    kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
-           stack.layout.start, max_steps, weights, returns, vectors, steps, ends, paths)
-    return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)
-
-
 @dataclass(frozen=True, eq=False)
 class PlanResult:
     """Value iteration on one union support: ``q`` float64 (S, A) (-inf off the support),
@@ -312,20 +250,107 @@ class PlanResult:
     iterations: int
 
 
+class Composer:
+    """Composes, evaluates and plans combinations of one :class:`PolicyStack` under one objective.
+
+    ``objective`` is an :class:`Objective` (parse other spellings first);
+    ``operator`` a name from :data:`OPERATORS`, used by :meth:`actions`;
+    ``rules`` the rule set whose rewards the offline evaluation and planning
+    relabel from the log (every component set's logged reward). The
+    operator's per-policy tables (P, S, A) are computed on first use and
+    kept, so every batch of a search shares them.
+    """
+
+    def __init__(self, stack: PolicyStack, objective: Objective, operator: str = "sum", rules: str = "study"):
+        self.code = OPERATORS[check_choice("composition operator", operator, OPERATORS)]
+        self.stack = stack
+        self.objective = objective
+        self.operator = operator
+        self.rules = rules
+        self.set_weights = objective.set_weights(rules)
+        self._values: np.ndarray | None = None
+
+    @property
+    def values(self) -> np.ndarray:
+        """``stack.values(objective, operator)``, (P, S, A), computed once."""
+        if self._values is None:
+            self._values = self.stack.values(self.objective, self.operator)
+        return self._values
+
+    def actions(self, combos, betas=None) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy action tables of B compositions, one kernel call.
+
+        combos: int (B, k) rows of the stack; betas: per-member weights,
+        broadcast to (B, k) (default 1). Returns actions int32 (B, S), -1 at
+        dead ends, and the number of (s, a) pairs each union support covers,
+        int64 (B,).
+        """
+        combos = _check_combos(self.stack, combos)
+        betas = _betas(betas, combos)
+        if self.code == OP_MAX and not np.all(betas > 0):
+            raise LeverError("the max operator needs positive member weights (betas)")
+        actions = np.empty((combos.shape[0], self.stack.layout.n_states), dtype=np.int32)
+        covered = np.empty(combos.shape[0], dtype=np.int64)
+        kernel = compose_batch if combos.shape[0] >= PARALLEL_MIN_BATCH else compose_batch_serial
+        kernel(self.values, self.stack.support, combos, betas, self.code, actions, covered)
+        return actions, covered
+
+    def offline(self, combos, actions, record_path: bool = False,
+                max_steps: int | None = None) -> OfflineBatch:
+        """Roll each action table (B, S) out through its combination's (B, k) empirical model."""
+        stack = self.stack
+        combos = _check_combos(stack, combos)
+        actions = np.ascontiguousarray(actions, dtype=np.int32)
+        if actions.shape != (combos.shape[0], stack.layout.n_states):
+            raise LeverError(f"actions must have shape {(combos.shape[0], stack.layout.n_states)}, "
+                             f"got {actions.shape}")
+        max_steps = max_steps or stack.layout.max_steps
+        n = combos.shape[0]
+        returns = np.empty(n)
+        vectors = np.empty((n, N_SETS))
+        steps = np.empty(n, dtype=np.int64)
+        ends = np.empty(n, dtype=np.int8)
+        paths = np.empty((n, max_steps + 1) if record_path else (0, 0), dtype=np.int32)
+        kernel = offline_rollout_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_batch_serial
+        kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
+               stack.layout.start, max_steps, self.set_weights, returns, vectors, steps, ends, paths)
+        return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)
+
+    def plan(self, rows, gamma: float = 0.99, tol: float = 1e-9, max_iters: int = 10_000) -> PlanResult:
+        """Value iteration over the empirical model of ``rows`` (k,) only, discount ``gamma`` in [0, 1)."""
+        if not 0 <= gamma < 1:
+            raise LeverError(f"planning gamma must be in [0, 1), got {gamma}")
+        stack = self.stack
+        combos = _check_combos(stack, np.asarray(rows).reshape(1, -1))
+        n_states = stack.layout.n_states
+        q = np.empty((1, n_states, N_ACTIONS))
+        actions = np.empty((1, n_states), dtype=np.int32)
+        iterations = np.empty(1, dtype=np.int64)
+        plan_batch(combos, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
+                   self.set_weights, float(gamma), float(tol), int(max_iters), q, actions, iterations)
+        return PlanResult(q[0], actions[0], int(iterations[0]))
+
+
+def compose_actions(stack: PolicyStack, combos, objective: ObjectiveLike = "path",
+                    operator: str = "sum", betas=None) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy action tables of B compositions: :meth:`Composer.actions` for one call.
+
+    combos: int (B, k) rows of ``stack``; betas: per-member weights (B, k).
+    Returns actions int32 (B, S), -1 at dead ends, and covered pairs int64 (B,).
+    """
+    return Composer(stack, Objective.parse(objective), operator).actions(combos, betas)
+
+
+def offline_evaluate(stack: PolicyStack, combos, actions, objective: ObjectiveLike, rules: str = "study",
+                     record_path: bool = False, max_steps: int | None = None) -> OfflineBatch:
+    """Roll each action table (B, S) out through its combination's empirical model (:meth:`Composer.offline`)."""
+    return Composer(stack, Objective.parse(objective), rules=rules).offline(combos, actions, record_path, max_steps)
+
+
 def plan_on_support(stack: PolicyStack, rows, objective: ObjectiveLike, rules: str = "study",
                     gamma: float = 0.99, tol: float = 1e-9, max_iters: int = 10_000) -> PlanResult:
-    """Value iteration under ``objective`` (``rules``) over the empirical model of ``rows`` only."""
-    if not 0 <= gamma < 1:
-        raise LeverError(f"planning gamma must be in [0, 1), got {gamma}")
-    combos = _check_combos(stack, np.asarray(rows).reshape(1, -1))
-    n_states = stack.layout.n_states
-    q = np.empty((1, n_states, N_ACTIONS))
-    actions = np.empty((1, n_states), dtype=np.int32)
-    iterations = np.empty(1, dtype=np.int64)
-    plan_batch(combos, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
-               Objective.parse(objective).set_weights(rules), float(gamma), float(tol), int(max_iters),
-               q, actions, iterations)
-    return PlanResult(q[0], actions[0], int(iterations[0]))
+    """Value iteration under ``objective`` over the empirical model of ``rows`` only (:meth:`Composer.plan`)."""
+    return Composer(stack, Objective.parse(objective), rules=rules).plan(rows, gamma, tol, max_iters)
 
 
 @dataclass(frozen=True, eq=False)
@@ -374,34 +399,7 @@ def true_evaluate(layout: Layout, actions: np.ndarray, support: np.ndarray,
     ``route_on_support`` is the fraction of the route's steps whose (s, a)
     lies in ``support`` bool (S, A) (1.0 for a route with no steps).
     """
-    result = rollout(layout, np.asarray(actions, dtype=np.int32), objective, rules, record_path=True)
-    states = result.path[:-1] if result.steps else result.path[:0]
-    if result.steps:
-        on = support[states, np.asarray(actions)[states]]
-        fraction = float(on.mean())
-    else:
-        fraction = 1.0
-    return TrueEvaluation(result, fraction)
-
-
-def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
-            strategy: str = "hybrid", k: int = 3, width: int = 4, operator: str = "sum",
-            scoring: str = "offline", plan: bool = False, pool: int | None = None) -> "StrategyResult":
-    """Compose a policy for ``objective`` from ``library`` policies, offline.
-
-    library: a :class:`lever.library.PolicyLibrary`; layout: a layout id, a
-    :class:`Layout` held by the library, or None when it holds exactly one;
-    strategy: ``targeted`` | ``hybrid`` | ``exhaustive`` | ``beam``; k:
-    candidates per component for hybrid (and beam's seed grid); width: beam
-    width; operator: ``sum`` | ``max``; scoring: ``offline`` | ``sf`` |
-    ``ridge``; plan: also plan on the chosen support and keep the plan when
-    it scores better offline; pool: cap on candidates per component.
-    Returns a :class:`~lever.strategies.StrategyResult` (``.policy`` is the
-    :class:`ComposedPolicy`).
-    """
-    from .strategies import make_strategy, prepare_layout, search
-
-    objective = Objective.parse(objective)  # a misspelt objective is named before any loading
-    strat = make_strategy(strategy, k=k, width=width)
-    prepared = prepare_layout(library, layout)
-    return search(prepared, objective, strat, operator=operator, scoring=scoring, plan=plan, pool=pool)
+    actions = np.asarray(actions, dtype=np.int32)
+    result = rollout(layout, actions, objective, rules, record_path=True)
+    states = result.path[:-1]
+    return TrueEvaluation(result, float(support[states, actions[states]].mean()) if result.steps else 1.0)

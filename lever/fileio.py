@@ -323,3 +323,17 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_file(path: str | os.PathLike, entry: dict, verify: bool = True) -> None:
+    """Check a file against its manifest ``entry`` (``bytes``, ``sha256``): it exists, has that size,
+    and (with ``verify``) that checksum. Raises :class:`FileFormatError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size != entry.get("bytes"):
+        raise FileFormatError(f"{path}: {size} bytes, the manifest says {entry.get('bytes')} "
+                              f"(truncated or replaced)")
+    if verify and sha256_file(path) != entry.get("sha256"):
+        raise FileFormatError(f"{path}: checksum mismatch (file corrupt or modified)")

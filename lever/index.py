@@ -33,7 +33,7 @@ import hnswlib
 import numpy as np
 
 from .errors import FileFormatError, LeverError
-from .fileio import atomic_write, read_json, sha256_file, write_json
+from .fileio import atomic_write, check_file, read_json, sha256_file, write_json
 from .objectives import Objective
 
 INDEX_FORMAT = "lever-policy-index"
@@ -173,6 +173,13 @@ class PolicyIndex:
         labels, _ = graph.knn_query(vector.astype(np.float32)[None], k=k, num_threads=1)
         return labels[0].astype(np.int64)
 
+    def _check_weights(self, weights) -> np.ndarray:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (self.signature_dim,):
+            raise LeverError(f"weights have shape {weights.shape}, the index's value signatures "
+                             f"have {self.signature_dim} dims")
+        return weights
+
     def _ranked(self, rows: np.ndarray, scores: np.ndarray) -> list[Candidate]:
         order = np.lexsort((self.policy_ids[rows], -scores))
         return [Candidate(int(self.policy_ids[rows[i]]), float(scores[i])) for i in order]
@@ -185,14 +192,12 @@ class PolicyIndex:
         candidates to one layout.
         """
         if not isinstance(objective_or_weights, (str, Objective, dict)):
-            weights = np.asarray(objective_or_weights, dtype=np.float64)
-            if weights.shape != (self.signature_dim,):
-                raise LeverError(f"weights have shape {weights.shape}, the index's value signatures "
-                                 f"have {self.signature_dim} dims")
-        weights = Objective.parse(objective_or_weights).array
-        if weights.shape[0] != self.signature_dim:
-            raise LeverError(f"objective has {weights.shape[0]} weights, the index's value signatures "
-                             f"have {self.signature_dim} dims")
+            self._check_weights(objective_or_weights)  # before parsing, so a wrong length names the index
+        return self.rank(Objective.parse(objective_or_weights).array, k, layout_id)
+
+    def rank(self, weights: np.ndarray, k: int = 5, layout_id: str | None = None) -> list[Candidate]:
+        """:meth:`query` for a weight vector float64 (C,) taken as given (an objective's, or part of one)."""
+        weights = self._check_weights(weights)
         self._rows(k, layout_id)  # checks k and the layout filter before searching
         found = self._search(self._graphs[ALL if layout_id is None else layout_id][0], mips_query(weights), k)
         return self._ranked(found, self.signatures[found] @ weights)
@@ -282,14 +287,7 @@ class PolicyIndex:
             if fingerprint is not None and doc["fingerprint"] != fingerprint:
                 raise FileFormatError(f"{manifest}: index was built from other data; rebuild it")
             for name, entry in doc["files"].items():
-                path = directory / name
-                if not path.is_file():
-                    raise FileFormatError(f"{path}: no such file")
-                if path.stat().st_size != entry["bytes"]:
-                    raise FileFormatError(f"{path}: {path.stat().st_size} bytes, the manifest says "
-                                          f"{entry['bytes']} (truncated or replaced)")
-                if sha256_file(path) != entry["sha256"]:
-                    raise FileFormatError(f"{path}: checksum mismatch (file corrupt or modified)")
+                check_file(directory / name, entry)
             arrays = {}
             for name in ("policy_ids", "layout_codes", "signatures", "embeddings"):
                 path = directory / f"{name}.npy"

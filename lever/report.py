@@ -4,10 +4,11 @@
 the support), composite size and budget, and gives the mean and a 95%
 Student-t interval of the return ratio and of the speedup per group;
 :func:`format_summary` prints it; :func:`write_figures` draws the study's
-views as PNG files with matplotlib's Agg backend.
+views as PNG files (figures are drawn on their own canvas; matplotlib's
+global backend and pyplot are left alone).
 
 Lines whose return ratio is undefined (from-scratch return <= 0, see
-:mod:`lever.sweep`) are left out of the ratio statistics and counted in the
+:mod:`lever.sweep.table`) are left out of the ratio statistics and counted in the
 ``undefined`` column, so a reader sees how many there were.
 """
 
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from .errors import LeverError
-from .sweep import SweepRow, read_table
+from .sweep.table import SweepRow, read_table
 
 # Two-sided 95% Student-t quantiles for 1..30 degrees of freedom; beyond 30 the normal 1.96 is within 2%.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -119,7 +121,7 @@ def summarize(rows: Sequence[SweepRow]) -> list[SummaryRow]:
             return_ratio=Interval.of(ratios),
             return_difference=Interval.of([r.return_difference for r in members]),
             speedup=Interval.of([r.speedup for r in members]),
-            exit_rate=float(np.mean([r.end == "exit" for r in members])),
+            exit_rate=float(np.mean([r.true_end == "exit" for r in members])),
             scratch_exit_rate=float(np.mean([r.scratch_end == "exit" for r in members]))))
     return summary
 
@@ -142,13 +144,9 @@ def load_results(path: str | os.PathLike) -> list[SweepRow]:
     return read_table(path)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+def _half_widths(intervals: Sequence[Interval]) -> np.ndarray:
+    """Error-bar lengths: each interval's half-width, 0 where it has none."""
+    return np.array([0.0 if math.isnan(iv.half_width) else iv.half_width for iv in intervals])
 
 
 def _bar_panel(ax, rows: Sequence[SweepRow], value: str, log: bool) -> None:
@@ -160,7 +158,7 @@ def _bar_panel(ax, rows: Sequence[SweepRow], value: str, log: bool) -> None:
         intervals = [Interval.of([getattr(r, value) for r in rows
                                   if strategy_label(r) == label and r.n_components == size]) for label in labels]
         means = np.array([iv.mean for iv in intervals])
-        errors = np.array([0.0 if math.isnan(iv.half_width) else iv.half_width for iv in intervals])
+        errors = _half_widths(intervals)
         if log:  # a symmetric interval can reach below zero; clip its lower arm on a log axis
             lower = np.minimum(errors, np.where(means > 0, means * 0.999, 0))
             errors = np.vstack([lower, errors])
@@ -182,12 +180,21 @@ def write_figures(rows: Sequence[SweepRow], directory: str | os.PathLike) -> lis
     """
     if not rows:
         raise LeverError("the results table is empty: nothing to draw")
-    plt = _pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
+    for name, draw in (("ratio_speedup.png", _ratio_speedup), ("ratio_vs_coverage.png", _ratio_vs_coverage),
+                       ("long_horizon.png", _long_horizon)):
+        fig = draw(rows)
+        fig.tight_layout()
+        paths.append(directory / name)
+        fig.savefig(paths[-1], dpi=120)
+    return paths
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+
+def _ratio_speedup(rows: Sequence[SweepRow]) -> Figure:
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
     _bar_panel(left, rows, "return_ratio", log=False)
     left.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     left.set_ylabel("return ratio (composed / from scratch)")
@@ -198,12 +205,12 @@ def write_figures(rows: Sequence[SweepRow], directory: str | os.PathLike) -> lis
     right.set_ylabel("speedup (scratch time / strategy time)")
     right.set_title("Speedup")
     fig.suptitle("Composition against training from scratch (mean, 95% interval)")
-    fig.tight_layout()
-    paths.append(directory / "ratio_speedup.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    return fig
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+
+def _ratio_vs_coverage(rows: Sequence[SweepRow]) -> Figure:
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     for label in _strategy_order(rows):
         chosen = [r for r in rows if strategy_label(r) == label and math.isfinite(r.return_ratio)]
         ax.scatter([r.support_coverage for r in chosen], [r.return_ratio for r in chosen], s=14, alpha=0.7,
@@ -213,12 +220,12 @@ def write_figures(rows: Sequence[SweepRow], directory: str | os.PathLike) -> lis
     ax.set_ylabel("return ratio")
     ax.set_title("Reuse depends on coverage")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(directory / "ratio_vs_coverage.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    return fig
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+
+def _long_horizon(rows: Sequence[SweepRow]) -> Figure:
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     long_rows = [r for r in rows if r.long_horizon]
     strategies = list(dict.fromkeys(r.strategy for r in rows))
     x = np.arange(len(strategies))
@@ -227,7 +234,7 @@ def write_figures(rows: Sequence[SweepRow], directory: str | os.PathLike) -> lis
                      for s in strategies]
         if all(iv.n == 0 for iv in intervals):
             continue
-        errors = [0.0 if math.isnan(iv.half_width) else iv.half_width for iv in intervals]
+        errors = _half_widths(intervals)
         ax.bar(x + offset, [iv.mean for iv in intervals], 0.4, yerr=errors, capsize=3, label=name)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xticks(x, strategies)
@@ -236,8 +243,4 @@ def write_figures(rows: Sequence[SweepRow], directory: str | os.PathLike) -> lis
                  "Long-horizon composites: none in this sweep")
     if long_rows:
         ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    paths.append(directory / "long_horizon.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
-    return paths
+    return fig

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from lever import GridSpec, Layout, LeverError, Objective, TrainConfig, rollout, train
+from lever import COMPONENTS, GridSpec, Layout, LeverError, Objective, TrainConfig, rollout, train
 from lever.embeddings import (
     EmbeddingConfig, RidgeRegressor, behaviour_embeddings, canonical_states, embed_policies,
     free_cells, predicted_returns, value_signatures,
@@ -13,7 +13,7 @@ from lever.embeddings import (
 from lever.kernels import constants as K
 from lever.kernels.world import step
 
-ALL_OBJECTIVES = ["+".join(c) for n in range(1, 5) for c in itertools.combinations(K.COMPONENT_NAMES, n)]
+ALL_OBJECTIVES = ["+".join(c) for n in range(1, 5) for c in itertools.combinations(COMPONENTS, n)]
 
 
 def slow_successor_features(layout, actions, states, gamma, cell_kinds):

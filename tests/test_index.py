@@ -29,28 +29,24 @@ def random_index():
     return PolicyIndex.build(np.arange(n), layouts, signatures, embeddings), layouts
 
 
+def recall_at_10(search, exact, dim: int, seed: int) -> float:
+    """Mean fraction of the exact top 10 that ``search`` finds, over 60 random query vectors (dim,)."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(60):
+        vector = rng.normal(size=dim)
+        hits += len({c.policy_id for c in search(vector, 10)} & exact(vector, 10))
+    return hits / 600
+
+
 def test_weight_query_recall_at_10_on_random_vectors(random_index):
     index, _ = random_index
-    rng = np.random.default_rng(1)
-    hits = total = 0
-    for _ in range(60):
-        weights = rng.normal(size=4)
-        found = {c.policy_id for c in index.query(weights, 10)}
-        hits += len(found & brute_force_ip(index.signatures, weights, 10))
-        total += 10
-    assert hits / total >= 0.99
+    assert recall_at_10(index.query, lambda w, k: brute_force_ip(index.signatures, w, k), 4, seed=1) >= 0.99
 
 
 def test_similarity_recall_at_10_on_random_vectors(random_index):
     index, _ = random_index
-    rng = np.random.default_rng(2)
-    hits = total = 0
-    for _ in range(60):
-        vector = rng.normal(size=48)
-        found = {c.policy_id for c in index.similar(vector, 10)}
-        hits += len(found & brute_force_cosine(index.embeddings, vector, 10))
-        total += 10
-    assert hits / total >= 0.99
+    assert recall_at_10(index.similar, lambda v, k: brute_force_cosine(index.embeddings, v, k), 48, seed=2) >= 0.99
 
 
 def test_scores_are_exact_and_ranked_best_first(random_index):

@@ -110,7 +110,7 @@ def test_interrupted_build_resumes_without_retraining(small_library, tmp_path):
 
 
 def test_build_interrupted_while_writing_the_library_resumes(small_library, tmp_path, monkeypatch):
-    import lever.library as library_module
+    import lever.library.build as library_module
     root = tmp_path / "finalize"
     real_write_json = library_module.write_json
 

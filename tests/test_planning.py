@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from lever import Layout, LeverError, TrainConfig, train
 from lever.compose import PolicyStack, compose_actions, plan_on_support
 from lever.kernels import constants as K
-from lever.strategies import Hybrid, PreparedLayout, Targeted, search
+from lever.retrieval import PreparedLayout
+from lever.search import search
+from lever.strategies import Hybrid, Targeted
 from tests.test_compose import random_layout, random_stack
 
 N_A = K.N_ACTIONS
@@ -92,9 +94,9 @@ def test_planning_never_worse_offline_and_sometimes_better(grid8_layouts):
                     plain = search(prepared, objective, strategy, operator=operator)
                     planned = search(prepared, objective, strategy, operator=operator, plan=True)
                     assert planned.policy_ids == plain.policy_ids
-                    assert planned.offline_score >= plain.offline_score
+                    assert planned.offline_return >= plain.offline_return
                     compared += 1
-                    improved += planned.offline_score > plain.offline_score + 1e-9
+                    improved += planned.offline_return > plain.offline_return + 1e-9
     assert compared == 60
     assert improved > 0  # planning recovers value somewhere; otherwise this test proves nothing
 

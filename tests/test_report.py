@@ -19,10 +19,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def make_row(**values) -> SweepRow:
     base = dict(setting="grid8", budget="X1", layout_seed=0, composite="path+gold", n_components=2,
                 long_horizon=False, layout_id="abc", episodes=10, strategy="targeted", planning=False,
-                planned=False, scratch_return=100.0, scratch_end="exit", scratch_time_s=0.01,
-                offline_return=90.0, true_return=90.0, end="exit", offline_end="exit", return_ratio=0.9,
-                return_difference=-10.0, speedup=10.0, time_s=0.001, retrieval_s=0.0, composition_s=0.0,
-                scoring_s=0.0, planning_s=0.0, combinations=1, support_coverage=0.5, route_on_support=1.0,
+                planned=False, scratch_return=100.0, scratch_end="exit", scratch_s=0.01, score=90.0,
+                offline_return=90.0, true_return=90.0, true_end="exit", true_steps=20, offline_end="exit",
+                return_ratio=0.9, return_difference=-10.0, speedup=10.0, search_s=0.001, retrieval_s=0.0,
+                composition_s=0.0, scoring_s=0.0, planning_s=0.0, combinations_tried=1, support_coverage=0.5,
+                route_on_support=1.0,
                 policy_ids="0;1")
     return SweepRow(**{**base, **values})
 
@@ -39,7 +40,7 @@ def synthetic_rows() -> list[SweepRow]:
                                          return_ratio=ratio + 0.1 * seed + 0.05 * planning,
                                          speedup=10.0 ** (seed + 1), support_coverage=0.2 * (seed + 1)))
     rows.append(make_row(layout_seed=9, return_ratio=math.nan, scratch_return=-5.0, scratch_end="hazard",
-                         end="hazard"))
+                         true_end="hazard"))
     return rows
 
 

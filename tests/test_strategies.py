@@ -1,6 +1,7 @@
 """Strategies over a real (small) library: nesting, equalities, scorings, the API and the CLI."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -8,11 +9,12 @@ import pytest
 import lever
 from lever import LeverError
 from lever.cli import main
-from lever.compose import compose, compose_actions, offline_evaluate
+from lever.compose import compose_actions, offline_evaluate
 from lever.library import PolicyLibrary
-from lever.strategies import (
-    Beam, Exhaustive, Hybrid, Targeted, grid, prepare_layout, retrieve, search,
-)
+from lever.objectives import Objective
+from lever.retrieval import prepare_layout, retrieve
+from lever.search import compose, search
+from lever.strategies import Beam, Exhaustive, Hybrid, Targeted, grid
 
 STUDY_OBJECTIVES = ("path", "gold", "lever", "hazard", "hazard+lever", "path+gold", "path+gold+hazard",
                     "path+gold+hazard+lever")
@@ -34,7 +36,7 @@ def prepared(library):
 
 def test_candidates_are_relevant_and_ranked(prepared):
     for prep in prepared:
-        candidates = retrieve(prep, "path+gold+hazard")
+        candidates = retrieve(prep, Objective.parse("path+gold+hazard"))
         assert candidates.components == ("path", "gold", "hazard")
         for c, rows, scores in zip((0, 1, 2), candidates.rows, candidates.scores):
             assert all(prep.objectives[r].weights[c] != 0 for r in rows)
@@ -50,7 +52,7 @@ def test_strategy_scores_are_nested(prepared):
     for prep in prepared:
         for objective in QUERIES:
             for operator in ("sum", "max"):
-                scores = [search(prep, objective, strategy, operator=operator).offline_score
+                scores = [search(prep, objective, strategy, operator=operator).offline_return
                           for strategy in (Targeted(), Hybrid(2), Beam(width=2, k=2), Exhaustive())]
                 assert scores[0] <= scores[1] <= scores[2] <= scores[3], (objective, operator, scores)
 
@@ -58,23 +60,23 @@ def test_strategy_scores_are_nested(prepared):
 def test_hybrid_with_every_candidate_equals_exhaustive(prepared):
     for prep in prepared:
         for objective in QUERIES:
-            most = max(r.size for r in retrieve(prep, objective).rows)
+            most = max(r.size for r in retrieve(prep, Objective.parse(objective)).rows)
             full = search(prep, objective, Hybrid(most))
             exhaustive = search(prep, objective, Exhaustive())
             assert full.policy_ids == exhaustive.policy_ids
-            assert full.offline_score == exhaustive.offline_score
+            assert full.offline_return == exhaustive.offline_return
             assert full.combinations_tried == exhaustive.combinations_tried
 
 
 def test_exhaustive_finds_the_best_combination_by_brute_force(prepared):
     prep = prepared[0]
-    candidates = retrieve(prep, "path+gold+hazard")
+    candidates = retrieve(prep, Objective.parse("path+gold+hazard"))
     combos = grid(candidates.rows)
     actions, _ = compose_actions(prep.stack, combos, "path+gold+hazard")
     offline = offline_evaluate(prep.stack, combos, actions, "path+gold+hazard")
     result = search(prep, "path+gold+hazard", Exhaustive())
     assert result.combinations_tried == combos.shape[0]
-    assert result.offline_score == offline.returns.max()
+    assert result.offline_return == offline.returns.max()
     best = tuple(int(prep.stack.policy_ids[r]) for r in combos[np.argmax(offline.returns)])
     assert result.policy_ids == best
 
@@ -90,29 +92,29 @@ def test_result_fields_are_consistent(library, prepared):
     assert result.true_return == truth.ret
     assert result.true_end == truth.end
     assert result.true_return_vector == tuple(truth.return_vector)
-    assert 0 < result.coverage <= 1
+    assert 0 < result.support_coverage <= 1
     assert result.route_on_support == 1.0
-    assert result.total_time == pytest.approx(result.retrieval_time + result.composition_time
-                                              + result.scoring_time + result.planning_time)
-    assert min(result.retrieval_time, result.composition_time, result.scoring_time) > 0
+    assert result.total_s == pytest.approx(result.retrieval_s + result.composition_s
+                                              + result.scoring_s + result.planning_s)
+    assert min(result.retrieval_s, result.composition_s, result.scoring_s) > 0
     # same inputs, same answer
     again = search(prep, "path+gold+hazard", Hybrid(2))
-    assert (again.policy_ids, again.offline_score, again.true_return) == \
-        (result.policy_ids, result.offline_score, result.true_return)
+    assert (again.policy_ids, again.offline_return, again.true_return) == \
+        (result.policy_ids, result.offline_return, result.true_return)
 
 
 def test_sf_and_ridge_scorings(prepared):
     prep = prepared[1]
-    candidates = retrieve(prep, "path+gold+hazard")
+    candidates = retrieve(prep, Objective.parse("path+gold+hazard"))
     combos = grid(candidates.prefix(3))
     predicted = sum(prep.signatures[combos[:, j], c] for j, c in enumerate((0, 1, 2)))
     sf = search(prep, "path+gold+hazard", Hybrid(3), scoring="sf")
     assert sf.score == pytest.approx(predicted.max())
-    assert sf.scoring == "sf" and sf.composition_time < 1.0
+    assert sf.scoring == "sf" and sf.composition_s < 1.0
     ridge = search(prep, "path+gold+hazard", Exhaustive(), scoring="ridge")
     exhaustive = search(prep, "path+gold+hazard", Exhaustive())
     assert ridge.combinations_tried == exhaustive.combinations_tried
-    assert ridge.offline_score <= exhaustive.offline_score
+    assert ridge.offline_return <= exhaustive.offline_return
 
 
 def test_compose_api_matches_search_and_gives_a_gymnasium_policy(library, prepared):
@@ -121,7 +123,7 @@ def test_compose_api_matches_search_and_gives_a_gymnasium_policy(library, prepar
                            operator="max")
     direct = search(prepared[0], "path+gold+hazard", Beam(width=3, k=2), operator="max")
     assert result.policy_ids == direct.policy_ids
-    assert result.offline_score == direct.offline_score
+    assert result.offline_return == direct.offline_return
     policy = result.policy
     assert policy.actions.shape == (library.layout(layout_id).n_states,)
     assert policy(library.layout(layout_id).start) == policy.actions[library.layout(layout_id).start]
@@ -161,7 +163,7 @@ def test_cli_compose_json_and_table(library, capsys):
     doc = json.loads(capsys.readouterr().out)
     expected = compose(library, "path+gold+hazard", layout=layout_id, strategy="hybrid", k=2)
     assert doc["policy_ids"] == list(expected.policy_ids)
-    assert doc["offline_score"] == expected.offline_score
+    assert doc["offline_return"] == expected.offline_return
     assert doc["combinations_tried"] == 8
     status = main(["compose", str(library.root), "--objective", "path+gold", "--strategy", "beam",
                    "--width", "2", "--operator", "max", "--plan", "--layout", layout_id])
@@ -178,3 +180,19 @@ def test_cli_compose_json_and_table(library, capsys):
     status = main(["compose", str(library.root), "--objective", "path+gold", "--seed", "99"])
     assert status == 2
     assert "no layout of seed 99" in capsys.readouterr().err
+
+
+def test_compose_parses_the_objective_once(library, monkeypatch):
+    # Parsed at the front door, then passed inward as an Objective; only the world layer's own
+    # rollout (lever.evaluation) takes it again, as its own entry point.
+    parse = Objective.parse.__func__
+    callers = []
+
+    def counting(cls, spec):
+        callers.append(sys._getframe(1).f_globals["__name__"])
+        return parse(cls, spec)
+
+    monkeypatch.setattr(Objective, "parse", classmethod(counting))
+    compose(library, "path+gold+hazard", layout=library.layout_ids[0], strategy="beam", plan=True,
+            scoring="ridge")
+    assert [c for c in callers if c not in ("lever.evaluation", "lever.objectives")] == ["lever.search"]

@@ -20,8 +20,10 @@ from lever import Layout, compose, rollout, train
 from lever.cli import main
 from lever.errors import FileFormatError, LeverError
 from lever.library import PolicyLibrary
+from lever.strategies import STRATEGIES, StrategySpec
+from lever.search import StrategyResult
 from lever.sweep import (
-    TIMING_COLUMNS, SweepConfig, SweepRow, StrategySpec, expand_composites, library_root, read_table,
+    RECORD_COLUMNS, TIMING_COLUMNS, SweepConfig, SweepRow, expand_composites, library_root, read_table,
     run_sweep,
 )
 
@@ -63,12 +65,12 @@ def test_tiny_sweep_fills_every_column(tiny_sweep):
         assert row.layout_id == layout.id
         assert row.n_components == len(row.composite.split("+"))
         assert row.long_horizon == ("lever" in row.composite)
-        assert row.end in ENDS and row.offline_end in ENDS and row.scratch_end in ENDS
+        assert row.true_end in ENDS and row.offline_end in ENDS and row.scratch_end in ENDS
         assert 0 < row.support_coverage <= 1 and 0 <= row.route_on_support <= 1
-        assert row.combinations >= 1
+        assert row.combinations_tried >= 1
         assert len(row.policy_ids.split(";")) == row.n_components
         assert row.planned <= row.planning
-        for name in ("scratch_time_s", "time_s"):
+        for name in ("scratch_s", "search_s"):
             assert getattr(row, name) > 0
         for name in ("retrieval_s", "composition_s", "scoring_s", "planning_s"):
             assert getattr(row, name) >= 0
@@ -78,16 +80,16 @@ def test_tiny_sweep_fills_every_column(tiny_sweep):
         else:
             assert math.isnan(row.return_ratio)
         assert row.return_difference == row.true_return - row.scratch_return
-        assert row.speedup == row.scratch_time_s / row.time_s
+        assert row.speedup == row.scratch_s / row.search_s
     targeted = [r for r in rows if r.strategy == "targeted"]
-    assert all(r.combinations == 1 for r in targeted)
-    exhaustive = {(r.composite, r.planning): r.combinations for r in rows if r.strategy == "exhaustive"}
-    hybrid = {(r.composite, r.planning): r.combinations for r in rows if r.strategy == "hybrid:3"}
+    assert all(r.combinations_tried == 1 for r in targeted)
+    exhaustive = {(r.composite, r.planning): r.combinations_tried for r in rows if r.strategy == "exhaustive"}
+    hybrid = {(r.composite, r.planning): r.combinations_tried for r in rows if r.strategy == "hybrid:3"}
     assert all(exhaustive[key] >= hybrid[key] for key in hybrid)
     # one cell's baseline repeats on each of its lines, measured once
     by_cell = {}
     for row in rows:
-        by_cell.setdefault(row.composite, set()).add((row.scratch_return, row.scratch_time_s))
+        by_cell.setdefault(row.composite, set()).add((row.scratch_return, row.scratch_s))
     assert all(len(values) == 1 for values in by_cell.values())
 
 
@@ -101,13 +103,25 @@ def test_rows_are_the_real_computation(tiny_sweep):
         if row.strategy == "targeted":
             policy = train(layout, row.composite, config.train_config("grid8", "X1", config.scratch_seed))
             assert row.scratch_return == rollout(layout, policy, row.composite).ret
-        options = {"k": spec.param} if spec.name == "hybrid" else {"width": spec.param} if spec.name == "beam" else {}
+        size = STRATEGIES[spec.name].size
+        options = {size: spec.param} if size else {}
         result = compose(library, row.composite, layout=layout.id, strategy=spec.name, plan=row.planning,
                          **options)
         assert row.true_return == result.true_return
-        assert row.offline_return == result.offline_score
+        assert row.offline_return == result.offline_return
         assert row.policy_ids == ";".join(map(str, result.policy_ids))
-        assert row.combinations == result.combinations_tried
+        assert row.combinations_tried == result.combinations_tried
+        for name in set(RECORD_COLUMNS) - set(TIMING_COLUMNS) - {"policy_ids"}:  # one record, same names
+            assert getattr(row, name) == getattr(result, name), name
+
+
+def test_rows_carry_the_result_record_under_its_own_field_names():
+    record = {f.name for f in fields(StrategyResult)}
+    row = {f.name for f in fields(SweepRow)}
+    assert set(RECORD_COLUMNS) <= record & row
+    # Every other field is constant across a sweep, a vector, or the policy itself. The row's
+    # ``strategy`` and ``layout_id`` are cell columns (``strategy`` is the label, e.g. hybrid:3).
+    assert record - row == {"objective", "operator", "scoring", "components", "true_return_vector", "policy"}
 
 
 def test_table_files_and_manifest(tiny_sweep):
@@ -132,7 +146,7 @@ def test_rerun_skips_finished_cells_and_is_deterministic(tiny_sweep, tmp_path):
     again = run_sweep(tiny_sweep.config, tiny_sweep.out, jobs=1, progress=False)
     assert (again.computed, again.reused) == (0, 2)
     assert stable(again.rows) == stable(tiny_sweep.rows)
-    assert [r.scratch_time_s for r in again.rows] == [r.scratch_time_s for r in tiny_sweep.rows]  # not rerun
+    assert [r.scratch_s for r in again.rows] == [r.scratch_s for r in tiny_sweep.rows]  # not rerun
     fresh = run_sweep(tiny_sweep.config, tmp_path / "fresh", jobs=2, progress=False)  # process pool
     assert fresh.computed == 2
     assert stable(fresh.rows) == stable(tiny_sweep.rows)
@@ -140,7 +154,7 @@ def test_rerun_skips_finished_cells_and_is_deterministic(tiny_sweep, tmp_path):
 
 RESUME_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    import lever.sweep as sweep
+    import lever.sweep.runner as runner
     from lever.sweep import SweepConfig, run_sweep
 
     config = SweepConfig(settings=("grid8",), budgets=("X1",), layout_seeds=(0, 1),
@@ -148,7 +162,7 @@ RESUME_SCRIPT = textwrap.dedent("""
                          strategies=("targeted", "hybrid:2"), planning=False, timing_repeats=1)
     if __name__ == "__main__":
         kill_after = int(sys.argv[2])
-        save, compute = sweep._save_cell, sweep.run_cell
+        save, compute = runner._save_cell, runner.run_cell
         saved, started = [], []
 
         def compute_counted(*args):
@@ -163,7 +177,7 @@ RESUME_SCRIPT = textwrap.dedent("""
             if len(saved) == kill_after:  # a hard crash right after a cell was persisted
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        sweep._save_cell, sweep.run_cell = save_then_die, compute_counted
+        runner._save_cell, runner.run_cell = save_then_die, compute_counted
         run_sweep(config, sys.argv[1], jobs=1, progress=False)
 """)
 
@@ -196,10 +210,10 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path):
 
 INTERRUPT_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    import lever.sweep as sweep
+    import lever.sweep.runner as runner
     from lever.cli import main
 
-    save = sweep._save_cell
+    save = runner._save_cell
     saved = []
 
     def save_then_interrupt(*args):
@@ -208,7 +222,7 @@ INTERRUPT_SCRIPT = textwrap.dedent("""
         if len(saved) == 2:  # Ctrl-C while the pool still has cells queued and running
             os.kill(os.getpid(), signal.SIGINT)
 
-    sweep._save_cell = save_then_interrupt
+    runner._save_cell = save_then_interrupt
     sys.exit(main(sys.argv[1:]))
 """)
 

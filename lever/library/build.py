@@ -1,0 +1,248 @@
+"""Building a policy library: parallel, atomic and resumable.
+
+Each trained policy is saved at once as ``ROOT/.staging/p<policy id>.npz``
+(written under a temporary name, then renamed); the spec of the build sits
+beside them in ``build.json``. When every policy is there, the per-layout
+arrays are stacked and written, then ``manifest.json`` is written last and
+the staging folder removed. A build that stops at any point leaves no
+manifest, so the directory never opens as a library; running the same
+build again reuses every staged policy and trains only the rest. Greedy
+returns and embeddings are computed from the stored (cast) Q tables, so
+they describe exactly the policies saved.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import zipfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from ..embeddings import EmbeddingConfig, canonical_states, embed_policies
+from ..errors import LeverError
+from ..evaluation import rollout
+from ..fileio import atomic_write, read_json, sha256_file, write_json
+from ..gridworld import Layout
+from ..objectives import Objective
+from ..training import train
+from .spec import BuildSpec
+from .store import LIBRARY_FORMAT, LIBRARY_VERSION, MANIFEST, STAGING, PolicyLibrary, PolicyRecord, layout_arrays
+
+BUILD_FORMAT = "lever-library-build"
+BUILD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """Reported to a build's ``on_policy`` callback once per policy: ``resumed`` if it came from staging."""
+
+    policy_id: int
+    layout_seed: int
+    budget: str
+    objective: Objective
+    train_time: float
+    resumed: bool
+
+
+def _shard_path(staging: Path, policy_id: int) -> Path:
+    return staging / f"p{policy_id:07d}.npz"
+
+
+def _shard_key(spec: BuildSpec, policy_id: int) -> str:
+    seed, budget, objective, _ = spec.task(policy_id)
+    return json.dumps([policy_id, seed, budget, list(objective.weights)])
+
+
+def _train_one(spec_doc: dict, policy_id: int, staging: str) -> tuple[int, float]:
+    """Train one policy and stage it; runs in a worker process. Returns (policy id, train time)."""
+    spec = BuildSpec.from_json(spec_doc)
+    seed, budget, objective, _ = spec.task(policy_id)
+    layout = Layout.generate(spec.setting, seed=seed)
+    policy = train(layout, objective, spec.train_config(budget))
+    q = policy.q.astype(spec.q_dtype)
+    # The return of the policy as stored, so that it matches a rollout of the saved table.
+    greedy = rollout(layout, q, objective).return_vector
+    arrays = {"key": np.array(_shard_key(spec, policy_id)), "layout_id": np.array(layout.id),
+              "q": q, "q_vector": policy.q_vector.astype(spec.q_dtype), "visits": policy.visits,
+              "next_state": policy.next_state, "reward_model": policy.reward_model,
+              "greedy_return": greedy, "train_time": np.array(policy.wall_time)}
+    atomic_write(_shard_path(Path(staging), policy_id), lambda h: np.savez(h, **arrays), binary=True)
+    return policy_id, float(policy.wall_time)
+
+
+def _read_shard(path: Path, key: str) -> dict | None:
+    """The arrays of a staged policy, or None when it is missing, unreadable or from another build."""
+    try:
+        with np.load(path) as shard:
+            arrays = {name: shard[name] for name in shard.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+    if str(arrays.get("key", "")) != key:
+        return None
+    return arrays
+
+
+#: The defaults of a build, shared with ``lever library build``.
+DEFAULTS = BuildSpec()
+
+
+def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULTS.layout_seeds,
+                  budgets=DEFAULTS.budgets, objectives=DEFAULTS.objectives, algorithm: str = DEFAULTS.algorithm,
+                  gamma: float = DEFAULTS.gamma, train_seed: int = DEFAULTS.train_seed, jobs: int | None = None,
+                  progress: bool = True, episodes: int | None = DEFAULTS.episodes, q_dtype: str = DEFAULTS.q_dtype,
+                  embedding: EmbeddingConfig | None = None,
+                  on_policy: Callable[[BuildEvent], None] | None = None) -> PolicyLibrary:
+    """Train every objective × budget × layout seed and save the library at ``root``.
+
+    ``jobs`` worker processes (default: every core; 1 trains in this
+    process); ``episodes`` overrides the budgets' episode count;
+    ``on_policy`` is called in this process after each policy is staged.
+    Resumes an interrupted build of the same spec; if ``root`` already
+    holds a finished library of the same spec it is opened, of another
+    spec it is an error. Also ``PolicyLibrary.build``.
+    """
+    spec = BuildSpec(setting, tuple(layout_seeds), tuple(budgets), tuple(objectives), algorithm, float(gamma),
+                     int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig())
+    if jobs is not None and jobs < 1:
+        raise LeverError(f"jobs must be >= 1, got {jobs}")
+    root = Path(root)
+    if (root / MANIFEST).exists():
+        library = PolicyLibrary.open(root)
+        if library.spec != spec:
+            raise LeverError(f"{root} already holds a library built with other settings; "
+                             f"choose another directory")
+        # A build stopped after its manifest but before clearing the stage: finish the cleanup.
+        shutil.rmtree(root / STAGING, ignore_errors=True)
+        return library
+    layouts = [Layout.generate(spec.setting, seed=s) for s in spec.layout_seeds]
+    ids = [layout.id for layout in layouts]
+    if len(set(ids)) != len(ids):
+        raise LeverError(f"layout seeds {list(spec.layout_seeds)} give repeated layouts")
+    for layout in layouts:  # fail before training if K does not fit
+        embed_policies(layout, np.zeros((0, layout.n_states), dtype=np.int32), config=spec.embedding)
+
+    staging = root / STAGING
+    _claim_staging(spec, staging)
+    _train_missing(spec, staging, jobs, progress, on_policy)
+    finalize(root, spec, layouts, staging)
+    shutil.rmtree(staging, ignore_errors=True)
+    library = PolicyLibrary.open(root)
+    library.index()
+    return library
+
+
+def _claim_staging(spec: BuildSpec, staging: Path) -> None:
+    """Write the build's spec into the staging folder, or check that a resumed one has the same."""
+    build_file = staging / "build.json"
+    if build_file.exists():
+        staged = read_json(build_file, BUILD_FORMAT, BUILD_VERSION)
+        if BuildSpec.from_json(staged["spec"]) != spec:
+            raise LeverError(f"{staging} holds an interrupted build with other settings; run the same "
+                             f"build again to resume it, or delete that folder")
+    else:
+        write_json(build_file, BUILD_FORMAT, BUILD_VERSION, {"spec": spec.to_json()})
+
+
+def _train_missing(spec: BuildSpec, staging: Path, jobs: int | None, progress: bool,
+                   on_policy: Callable[[BuildEvent], None] | None) -> None:
+    """Train and stage every policy the staging folder lacks, reporting each policy (staged ones first)."""
+    staged_times: dict[int, float] = {}
+    for policy_id in range(spec.n_policies):
+        shard = _read_shard(_shard_path(staging, policy_id), _shard_key(spec, policy_id))
+        if shard is not None:
+            staged_times[policy_id] = float(shard["train_time"])
+    pending = [p for p in range(spec.n_policies) if p not in staged_times]
+
+    def report(policy_id: int, train_time: float, resumed: bool) -> None:
+        bar.update(1)
+        if on_policy is not None:
+            seed, budget, objective, _ = spec.task(policy_id)
+            on_policy(BuildEvent(policy_id, seed, budget, objective, train_time, resumed))
+
+    spec_doc = spec.to_json()
+    jobs = min(jobs or os.cpu_count() or 1, max(1, len(pending)))
+    with tqdm(total=spec.n_policies, desc="training policies", unit="policy", disable=not progress) as bar:
+        for policy_id, train_time in staged_times.items():
+            report(policy_id, train_time, True)
+        if jobs == 1:
+            for policy_id in pending:
+                report(*_train_one(spec_doc, policy_id, str(staging)), False)
+            return
+        # spawn: workers must not inherit the parent's Numba threading state.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(_train_one, spec_doc, p, str(staging)) for p in pending]
+            try:
+                for future in as_completed(futures):
+                    report(*future.result(), False)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+
+def finalize(root: Path, spec: BuildSpec, layouts: list[Layout], staging: Path) -> None:
+    """Stack the staged policies per layout, embed them, write the arrays, then the manifest.
+
+    Only one layout's policies are in memory at a time.
+    """
+    files: dict[str, dict] = {}
+    records = []
+    per_layout = spec.policies_per_layout
+    for layout_index, layout in enumerate(layouts):
+        ids = list(range(layout_index * per_layout, (layout_index + 1) * per_layout))
+        shards = {policy_id: _staged(spec, staging, policy_id, layout) for policy_id in ids}
+        files.update(_write_layout(root, spec, layout, ids, shards))
+        for row, policy_id in enumerate(ids):
+            seed, budget, objective, _ = spec.task(policy_id)
+            records.append(PolicyRecord(
+                policy_id, layout.id, spec.setting, seed, objective, budget, spec.algorithm,
+                float(spec.gamma), spec.train_seed, float(shards[policy_id]["train_time"]),
+                tuple(float(x) for x in shards[policy_id]["greedy_return"]), row))
+    write_json(root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION, {
+        "spec": spec.to_json(),
+        "layouts": [{"layout_id": layout.id, "layout_seed": seed, "n_policies": per_layout}
+                    for layout, seed in zip(layouts, spec.layout_seeds)],
+        "records": [r.to_json() for r in records], "files": files})
+
+
+def _staged(spec: BuildSpec, staging: Path, policy_id: int, layout: Layout) -> dict:
+    """The staged arrays of one policy of ``layout``; LeverError if missing or of another layout."""
+    shard = _read_shard(_shard_path(staging, policy_id), _shard_key(spec, policy_id))
+    if shard is None:
+        raise LeverError(f"{_shard_path(staging, policy_id)}: staged policy went missing during the build")
+    if str(shard["layout_id"]) != layout.id:
+        raise LeverError(f"staged policy {policy_id} was trained on layout {shard['layout_id']}, "
+                         f"expected {layout.id}")
+    return shard
+
+
+def _write_layout(root: Path, spec: BuildSpec, layout: Layout, ids: list[int], shards: dict) -> dict[str, dict]:
+    """Write one layout's folder (its arrays, then layout.json); returns the manifest's file entries."""
+    folder = root / "layouts" / layout.id
+    stacked = {name: np.stack([shards[p][name] for p in ids])
+               for name in ("q", "q_vector", "visits", "next_state", "reward_model")}
+    stacked["policy_ids"] = np.array(ids, dtype=np.int64)
+    features = embed_policies(layout, stacked["q"], config=spec.embedding)
+    stacked["canonical_states"] = canonical_states(layout, spec.embedding.n_states, spec.embedding.seed)
+    stacked["psi"], stacked["psi_steps"], stacked["psi_ends"] = features.psi, features.steps, features.ends
+    files = {}
+    for name in layout_arrays(spec, layout.n_states, len(ids)):
+        path = folder / f"{name}.npy"
+        array = np.ascontiguousarray(stacked[name])
+        atomic_write(path, lambda h, a=array: np.save(h, a), binary=True)
+        files[path.relative_to(root).as_posix()] = {
+            "sha256": sha256_file(path), "bytes": path.stat().st_size,
+            "shape": list(array.shape), "dtype": array.dtype.str}
+    path = folder / "layout.json"
+    layout.save(path)
+    files[path.relative_to(root).as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return files

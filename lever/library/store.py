@@ -1,0 +1,307 @@
+"""The policy library on disk: its format, the checks made on opening, and read access.
+
+Directory format (``LIBRARY_VERSION`` 1)::
+
+    ROOT/manifest.json                 format, version, build spec, layouts, records,
+                                       and per file: sha256, bytes, shape, dtype
+    ROOT/layouts/<layout_id>/layout.json        the layout (text form and spec)
+    ROOT/layouts/<layout_id>/<array>.npy        one stacked array per field, rows = policies
+    ROOT/index/                        the PolicyIndex (see :mod:`lever.index`)
+
+Per layout the arrays are those of :func:`layout_arrays`. Arrays open
+memory-mapped, so a library larger than RAM still opens. The manifest is
+written last (see :mod:`lever.library.build`), so a directory without one
+is an unfinished build, never a library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..embeddings import SuccessorFeatures, behaviour_embeddings, value_signatures
+from ..errors import FileFormatError, LeverError
+from ..fileio import check_file, read_json, sha256_file
+from ..gridworld import Layout
+from ..index import IndexParams, PolicyIndex
+from ..kernels.constants import EXIT, N_ACTIONS, N_COMPONENTS
+from ..objectives import Objective
+from .spec import BuildSpec
+
+LIBRARY_FORMAT = "lever-policy-library"
+LIBRARY_VERSION = 1
+MANIFEST = "manifest.json"
+#: Folder of an unfinished build inside the library's root.
+STAGING = ".staging"
+
+
+def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Name → (shape, dtype) of every array a layout's folder holds, in the order they are written.
+
+    ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
+    in the spec's Q dtype; ``visits`` int64 (P, S, A); ``next_state`` int32
+    (P, S, A); ``reward_model`` float64 (P, S, A, C); ``canonical_states``
+    int64 (K,); ``psi`` float64 (P, K, D); ``psi_steps`` int32 (P, K);
+    ``psi_ends`` int8 (P, K).
+    """
+    n, S, A, C = n_policies, n_states, N_ACTIONS, N_COMPONENTS
+    K, D = spec.embedding.n_states, spec.embedding.feature_dim
+    q_dtype = np.dtype(spec.q_dtype)
+    return {"policy_ids": ((n,), np.dtype(np.int64)), "q": ((n, S, A), q_dtype),
+            "visits": ((n, S, A), np.dtype(np.int64)), "next_state": ((n, S, A), np.dtype(np.int32)),
+            "reward_model": ((n, S, A, C), np.dtype(np.float64)), "q_vector": ((n, S, A, C), q_dtype),
+            "canonical_states": ((K,), np.dtype(np.int64)), "psi": ((n, K, D), np.dtype(np.float64)),
+            "psi_steps": ((n, K), np.dtype(np.int32)), "psi_ends": ((n, K), np.dtype(np.int8))}
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    """Metadata of one library policy; ``row`` is its index inside its layout's :class:`PolicyTables`."""
+
+    policy_id: int
+    layout_id: str
+    setting: str
+    layout_seed: int
+    objective: Objective
+    budget: str
+    algorithm: str
+    gamma: float
+    train_seed: int
+    train_time: float
+    greedy_return: tuple[float, ...]
+    row: int
+
+    def to_json(self) -> dict:
+        """This record as a JSON-ready dict."""
+        doc = asdict(self)
+        doc["objective"] = list(self.objective.weights)
+        doc["greedy_return"] = list(self.greedy_return)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "PolicyRecord":
+        """A record from a dict written by :meth:`to_json`."""
+        return cls(**{**doc, "objective": Objective.parse(doc["objective"]),
+                      "greedy_return": tuple(float(x) for x in doc["greedy_return"])})
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyTables:
+    """Every policy of one layout, stacked (P policies, S states, A actions, C components).
+
+    ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
+    or None in the library's Q dtype (float32 by default); ``visits`` int64
+    (P, S, A); ``next_state`` int32 (P, S, A), -1 where unknown;
+    ``reward_model`` float64 (P, S, A, C). Memory-mapped and read-only when
+    opened from disk.
+    """
+
+    policy_ids: np.ndarray
+    q: np.ndarray
+    visits: np.ndarray
+    next_state: np.ndarray
+    reward_model: np.ndarray
+    q_vector: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.policy_ids.shape[0])
+
+    @property
+    def support(self) -> np.ndarray:
+        """bool (P, S, A): the pairs each policy's training visited."""
+        return np.asarray(self.visits) > 0
+
+
+class PolicyLibrary:
+    """A directory of trained policies (see :mod:`lever.library`); open with :meth:`open`, make with :meth:`build`.
+
+    ``records`` lists every policy in id order; ``layout_ids`` the layouts in
+    build order.
+    """
+
+    def __init__(self, root: Path, spec: BuildSpec, records: tuple[PolicyRecord, ...],
+                 layouts: dict[str, Layout], arrays: dict[str, dict[str, np.ndarray]], fingerprint: str):
+        self.root = root
+        self.spec = spec
+        self.records = records
+        self.layout_ids = tuple(layouts)
+        self._layouts = layouts
+        self._arrays = arrays
+        self.fingerprint = fingerprint
+        self._index: PolicyIndex | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return (f"PolicyLibrary({str(self.root)!r}: {len(self)} policies, {len(self.layout_ids)} layouts, "
+                f"{self.spec.setting})")
+
+    # -- opening --------------------------------------------------------------
+    @classmethod
+    def open(cls, root, verify: bool = True) -> "PolicyLibrary":
+        """Open a library directory, checking format version, files, sizes, shapes, dtypes and checksums.
+
+        ``verify=False`` skips only the sha256 pass (every byte read once).
+        Raises :class:`FileFormatError` naming the offending file; nothing
+        on disk is changed.
+        """
+        root = Path(root)
+        manifest = root / MANIFEST
+        if not manifest.exists() and (root / STAGING).exists():
+            raise FileFormatError(f"{manifest}: no such file; {root} holds an unfinished build, run the "
+                                  f"same build again to finish it")
+        doc = read_json(manifest, LIBRARY_FORMAT, LIBRARY_VERSION)
+        try:
+            spec = BuildSpec.from_json(doc["spec"])
+            records = tuple(PolicyRecord.from_json(r) for r in doc["records"])
+            entries = doc["files"]
+            counts = {str(entry["layout_id"]): int(entry["n_policies"]) for entry in doc["layouts"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(f"{manifest}: malformed library manifest ({exc!r})") from None
+        if [r.policy_id for r in records] != list(range(len(records))):
+            raise FileFormatError(f"{manifest}: policy ids are not 0..{len(records) - 1} in order")
+        for name, entry in entries.items():
+            cls._check_file(root / name, entry, verify)
+        layouts: dict[str, Layout] = {}
+        arrays: dict[str, dict[str, np.ndarray]] = {}
+        for layout_id, n in counts.items():
+            layouts[layout_id] = cls._open_layout(root, entries, layout_id)
+            arrays[layout_id] = cls._open_arrays(root, entries, spec, layouts[layout_id], n)
+            own = [r.policy_id for r in records if r.layout_id == layout_id]
+            if arrays[layout_id]["policy_ids"].tolist() != own or [records[p].row for p in own] != list(range(n)):
+                raise FileFormatError(f"{root / 'layouts' / layout_id / 'policy_ids.npy'}: policy ids do not "
+                                      f"match the manifest's records of layout {layout_id}")
+        if sum(counts.values()) != len(records):
+            raise FileFormatError(f"{manifest}: {len(records)} records but the layouts hold "
+                                  f"{sum(counts.values())} policies")
+        return cls(root, spec, records, layouts, arrays, sha256_file(manifest))
+
+    @staticmethod
+    def _open_layout(root: Path, entries: dict, layout_id: str) -> Layout:
+        path = root / "layouts" / layout_id / "layout.json"
+        if path.relative_to(root).as_posix() not in entries:
+            raise FileFormatError(f"{root / MANIFEST}: lists no {path.relative_to(root)}")
+        try:
+            layout = Layout.load(path)
+        except FileFormatError:
+            raise
+        except LeverError as exc:
+            raise FileFormatError(f"{path}: invalid layout ({exc})") from None
+        if layout.id != layout_id:
+            raise FileFormatError(f"{path}: layout id {layout.id}, the manifest says {layout_id}")
+        return layout
+
+    @staticmethod
+    def _open_arrays(root: Path, entries: dict, spec: BuildSpec, layout: Layout, n: int) -> dict[str, np.ndarray]:
+        loaded = {}
+        for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n).items():
+            path = root / "layouts" / layout.id / f"{name}.npy"
+            if path.relative_to(root).as_posix() not in entries:
+                raise FileFormatError(f"{root / MANIFEST}: lists no {path.relative_to(root)}")
+            array = _load_npy(path)
+            if array.shape != shape or array.dtype != dtype:
+                raise FileFormatError(f"{path}: {array.dtype} {array.shape}, expected {dtype} {shape}")
+            loaded[name] = array
+        return loaded
+
+    @staticmethod
+    def _check_file(path: Path, entry: dict, verify: bool) -> None:
+        check_file(path, entry, verify)
+        if "shape" in entry:
+            header = _load_npy(path)
+            if list(header.shape) != list(entry["shape"]) or header.dtype.str != entry["dtype"]:
+                raise FileFormatError(f"{path}: {header.dtype.str} {header.shape}, the manifest says "
+                                      f"{entry['dtype']} {tuple(entry['shape'])}")
+
+    # -- access ---------------------------------------------------------------
+    def _layout_arrays(self, layout_id: str) -> dict[str, np.ndarray]:
+        if layout_id not in self._arrays:
+            raise LeverError(f"layout {layout_id!r} is not in this library; layouts: "
+                             f"{', '.join(self.layout_ids)}")
+        return self._arrays[layout_id]
+
+    def layout(self, layout_id: str) -> Layout:
+        """The layout with this id."""
+        self._layout_arrays(layout_id)
+        return self._layouts[layout_id]
+
+    def tables(self, layout_id: str) -> PolicyTables:
+        """Every policy of one layout, stacked in row order (memory-mapped, read-only)."""
+        a = self._layout_arrays(layout_id)
+        return PolicyTables(a["policy_ids"], a["q"], a["visits"], a["next_state"], a["reward_model"],
+                            a["q_vector"])
+
+    def features(self, layout_id: str) -> SuccessorFeatures:
+        """Successor features of the layout's policies from its canonical states (rows as in tables)."""
+        a = self._layout_arrays(layout_id)
+        return SuccessorFeatures(a["psi"], a["psi_steps"], a["psi_ends"])
+
+    def canonical_states(self, layout_id: str) -> np.ndarray:
+        """The K canonical states of a layout, int64 (K,); the first is the start."""
+        return self._layout_arrays(layout_id)["canonical_states"]
+
+    def records_for(self, layout_id: str | None = None) -> list[PolicyRecord]:
+        """Records of one layout (in row order), or of every policy when ``layout_id`` is None."""
+        if layout_id is None:
+            return list(self.records)
+        self._layout_arrays(layout_id)
+        return [r for r in self.records if r.layout_id == layout_id]
+
+    def record(self, policy_id: int) -> PolicyRecord:
+        """The record of one policy id."""
+        if not 0 <= int(policy_id) < len(self.records):
+            raise LeverError(f"policy id {policy_id} is not in 0..{len(self.records) - 1}")
+        return self.records[int(policy_id)]
+
+    def value_signatures(self) -> np.ndarray:
+        """ψ(start) of every policy in id order, float64 (N, C)."""
+        return np.concatenate([value_signatures(self._arrays[x]["psi"]) for x in self.layout_ids])
+
+    def behaviour_embeddings(self) -> np.ndarray:
+        """Flattened behaviour embeddings of every policy in id order, float64 (N, K·D)."""
+        return np.concatenate([behaviour_embeddings(self._arrays[x]["psi"]) for x in self.layout_ids])
+
+    def support_coverage(self, layout_id: str) -> float:
+        """Fraction of the (state, action) pairs of reachable non-exit cells that any policy visited."""
+        layout = self.layout(layout_id)
+        union = np.asarray(self.tables(layout_id).visits).sum(axis=0) > 0
+        cells = layout.cells.ravel()
+        reachable = (layout.distances_from(layout.start) >= 0) & (cells != EXIT)
+        return float(union[reachable].mean()) if reachable.any() else 0.0
+
+    def nbytes(self) -> int:
+        """Bytes of every file the manifest lists."""
+        doc = read_json(self.root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION)
+        return int(sum(entry["bytes"] for entry in doc["files"].values()))
+
+    def index(self, rebuild: bool = False, params: IndexParams | None = None) -> PolicyIndex:
+        """The :class:`PolicyIndex` of this library, from ``ROOT/index`` (built and saved there if absent).
+
+        A saved index that is corrupt or from other data is a
+        :class:`FileFormatError`; ``rebuild=True`` replaces it.
+        """
+        if self._index is not None and not rebuild and params is None:
+            return self._index
+        folder = self.root / "index"
+        if not rebuild and params is None and (folder / "manifest.json").exists():
+            self._index = PolicyIndex.load(folder, fingerprint=self.fingerprint)
+            return self._index
+        index = PolicyIndex.build([r.policy_id for r in self.records], [r.layout_id for r in self.records],
+                                  self.value_signatures(), self.behaviour_embeddings(),
+                                  params or IndexParams())
+        try:
+            index.save(folder, fingerprint=self.fingerprint)
+        except OSError:
+            pass  # a read-only library still answers queries from the in-memory index
+        self._index = index
+        return index
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
+        raise FileFormatError(f"{path}: not a readable .npy array ({exc})") from None

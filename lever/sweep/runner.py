@@ -1,0 +1,181 @@
+"""Running a sweep into its directory: resumable cell by cell, on a process pool or Ray.
+
+Each finished cell is written atomically to ``OUT/cells/<key>.json`` the
+moment it ends, so an interrupted sweep loses only the cells in flight, and
+running the same sweep again skips every cell already on disk.
+``OUT/sweep.json`` holds the configuration, its hash and the lever version;
+an output directory that holds another configuration is refused rather
+than mixed. Libraries are cached under ``OUT/libraries`` and shared by every
+cell that needs them. The final table (:mod:`lever.sweep.table`) goes to
+``OUT/results.csv`` (and ``results.parquet`` when pyarrow is importable).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import FileFormatError, LeverError, check_choice
+from ..fileio import read_json, write_json
+from ..version import __version__
+from .backends import BACKENDS, make_backend
+from .cell import CellResult, build_cell_library, library_root, run_cell
+from .config import Cell, SweepConfig
+from .table import SweepRow, rows_of, write_table
+
+SWEEP_FORMAT = "lever-sweep"
+CELL_FORMAT = "lever-sweep-cell"
+#: Format versions of ``sweep.json`` and of the cell files (cells: 2 since they store the search's own record).
+FORMAT_VERSION = 1
+CELL_VERSION = 2
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A finished sweep: its table and where it lives.
+
+    ``rows`` every table line in cell order; ``computed`` cells computed by
+    this run, ``reused`` cells found already on disk; ``csv``/``parquet``
+    (None without pyarrow) the table files; ``wall_time`` this run's seconds.
+    """
+
+    config: SweepConfig
+    out: Path
+    rows: tuple[SweepRow, ...]
+    computed: int
+    reused: int
+    csv: Path
+    parquet: Path | None
+    wall_time: float
+
+
+def _check_out_dir(config: SweepConfig, out: Path) -> None:
+    """Refuse a directory that holds anything but this very sweep; claim it otherwise."""
+    manifest = out / "sweep.json"
+    if manifest.exists():
+        stored = read_json(manifest, SWEEP_FORMAT, FORMAT_VERSION)
+        if stored.get("config_hash") != config.hash:
+            previous = stored.get("config", {})
+            changed = sorted(k for k, v in config.to_dict().items() if previous.get(k) != v)
+            raise LeverError(f"{out} holds a sweep with another configuration (hash {stored.get('config_hash')}, "
+                             f"this one {config.hash}; differs in {', '.join(changed) or 'format'}): "
+                             f"choose another output directory, or delete that one to start over")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise LeverError(f"{out} exists and is not a lever sweep directory (no sweep.json): "
+                         f"choose an empty or new output directory")
+    _write_manifest(config, out, finished=False)
+
+
+def _write_manifest(config: SweepConfig, out: Path, finished: bool, n_cells: int | None = None) -> None:
+    write_json(out / "sweep.json", SWEEP_FORMAT, FORMAT_VERSION,
+               {"config": config.to_dict(), "config_hash": config.hash, "lever_version": __version__,
+                "finished": finished, "n_cells": n_cells})
+
+
+def _cell_path(out: Path, cell: Cell) -> Path:
+    return out / "cells" / f"{cell.key}.json"
+
+
+def _load_cell(path: Path, config: SweepConfig, cell: Cell) -> CellResult:
+    document = read_json(path, CELL_FORMAT, CELL_VERSION)
+    if document.get("config_hash") != config.hash:
+        raise FileFormatError(f"{path}: cell of another sweep configuration ({document.get('config_hash')})")
+    try:
+        result = CellResult.from_dict(document["result"])
+    except (KeyError, TypeError) as exc:
+        raise FileFormatError(f"{path}: not a valid sweep cell ({exc})") from None
+    if result.cell != cell:
+        raise FileFormatError(f"{path}: holds cell {result.cell.key}, expected {cell.key}")
+    return result
+
+
+def _save_cell(out: Path, config: SweepConfig, result: CellResult) -> None:
+    write_json(_cell_path(out, result.cell), CELL_FORMAT, CELL_VERSION,
+               {"config_hash": config.hash, "result": result.to_dict()})
+
+
+def load_finished(config: SweepConfig, out: str | os.PathLike) -> dict[Cell, CellResult]:
+    """The cells of ``config`` already persisted under ``out`` (an empty dict for a fresh directory)."""
+    out = Path(out)
+    finished = {}
+    for cell in config.cells():
+        path = _cell_path(out, cell)
+        if path.exists():
+            finished[cell] = _load_cell(path, config, cell)
+    return finished
+
+
+def run_sweep(config: SweepConfig, out: str | os.PathLike, *, jobs: int | None = None,
+              backend: str = "process", address: str | None = None, progress: bool = True) -> SweepResult:
+    """Run (or resume) ``config`` into the directory ``out``; returns the whole table.
+
+    ``jobs`` worker processes for the ``"process"`` backend (default: the
+    number of cores; 1 runs in this process); ``backend="ray"`` runs the
+    same cell function as Ray tasks on the instance at ``address`` (an
+    already initialised instance is used as is; otherwise ``ray.init`` is
+    called with ``address``, None starting a local one); Ray workers
+    import lever and write the libraries under ``out``, so on a cluster of
+    several machines lever must be installed on every node and ``out`` must
+    be a shared filesystem path. Cells already persisted are not
+    recomputed. Raises :class:`LeverError` before any work for a bad
+    backend or jobs, or an output directory that holds another sweep.
+    """
+    began = time.perf_counter()
+    check_choice("backend", backend, BACKENDS)
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
+    if jobs < 1:
+        raise LeverError(f"jobs must be >= 1, got {jobs}")
+    if backend == "process" and address is not None:
+        raise LeverError("an address is for the ray backend only")
+    out = Path(out)
+    _check_out_dir(config, out)
+    cells = config.cells()
+    finished = load_finished(config, out)
+    todo = [cell for cell in cells if cell not in finished]
+    reused = len(finished)
+
+    if todo:
+        executor = make_backend(backend, min(jobs, len(todo)), address)
+        _run_cells(config, out, todo, finished, executor, progress, total=len(cells))
+
+    rows = tuple(row for cell in cells for row in rows_of(finished[cell]))
+    csv_path, parquet_path = write_table(rows, out)
+    _write_manifest(config, out, finished=True, n_cells=len(cells))
+    return SweepResult(config, out, rows, len(todo), reused, csv_path, parquet_path,
+                       time.perf_counter() - began)
+
+
+def _run_cells(config: SweepConfig, out: Path, todo: list[Cell], finished: dict, executor, progress: bool,
+               total: int) -> None:
+    """Build the missing libraries, then compute cells as their library becomes ready; persist each one."""
+    from tqdm.auto import tqdm
+
+    by_library: dict[tuple, list[Cell]] = {}
+    for cell in todo:
+        by_library.setdefault(cell.library_key, []).append(cell)
+    pending: dict = {}  # handle -> ("library", key) or ("cell", cell)
+    bar = tqdm(total=total, initial=total - len(todo), unit="cell", desc="sweep", disable=not progress,
+               dynamic_ncols=True)
+    cancelled = True
+    try:
+        for key in by_library:
+            root = str(library_root(out, *key))
+            pending[executor.submit(build_cell_library, config, *key, root)] = ("library", key)
+        while pending:
+            for handle in executor.next_done(set(pending)):
+                kind, what = pending.pop(handle)
+                result = executor.result(handle)
+                if kind == "library":
+                    for cell in by_library[what]:
+                        pending[executor.submit(run_cell, config, cell, result)] = ("cell", cell)
+                else:
+                    _save_cell(out, config, result)
+                    finished[what] = result
+                    bar.update(1)
+        cancelled = False
+    finally:
+        bar.close()
+        executor.close(pending, cancel=cancelled)
