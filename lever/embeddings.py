@@ -2,11 +2,13 @@
 
 A policy's embedding is its successor features (see
 :mod:`lever.kernels.features`) from K *canonical states*: the layout's start
-first, then K-1 free cells drawn by a seed. ψ(start) over the reward
-components is the policy's *value signature*: with the default undiscounted
-``gamma = 1`` it equals the return vector of the greedy rollout, so the
-return under any composite ``w`` is predicted exactly by ``w · ψ(start)``
-(deterministic world, deterministic policy). The *behaviour embedding* is ψ
+first, then K-1 free cells drawn by a seed. φ holds the reward of every
+component set (16 entries, indexed by set mask), so ψ(start) over them is
+the policy's *value signature*: with the default undiscounted ``gamma = 1``
+it is the return of every set along the greedy rollout, and the return of
+any objective under either rule set, ``W · ψ(start)`` with W the
+objective's set weights, is predicted exactly (deterministic world,
+deterministic policy). The *behaviour embedding* is ψ
 from all K states, flattened, used for similarity between policies.
 """
 
@@ -46,8 +48,8 @@ class EmbeddingConfig:
 
     @property
     def feature_dim(self) -> int:
-        """D, the length of φ: C reward entries (+ N_KINDS cell-kind entries)."""
-        return K.N_COMPONENTS + (K.N_KINDS if self.cell_kinds else 0)
+        """D, the length of φ: N_SETS reward entries (+ N_KINDS cell-kind entries)."""
+        return K.N_SETS + (K.N_KINDS if self.cell_kinds else 0)
 
     @property
     def embedding_dim(self) -> int:
@@ -69,7 +71,7 @@ class SuccessorFeatures:
 
     @property
     def value_signatures(self) -> np.ndarray:
-        """ψ(start) over the reward components, float64 (P, C)."""
+        """ψ(start) over the component sets, float64 (P, N_SETS)."""
         return value_signatures(self.psi)
 
     @property
@@ -142,13 +144,13 @@ def embed_policies(layout: Layout, policies, states: np.ndarray | None = None,
     ends = np.empty((n_policies, states.size), dtype=np.int8)
     if n_policies:
         successor_features(layout.world, actions, states, layout.max_steps, float(config.gamma),
-                           K.N_COMPONENTS, config.cell_kinds, skip_cycles, psi, steps, ends)
+                           config.cell_kinds, skip_cycles, psi, steps, ends)
     return SuccessorFeatures(psi, steps, ends)
 
 
 def value_signatures(psi: np.ndarray) -> np.ndarray:
-    """ψ(start) over the reward components: float64 (P, C) from ψ (P, K, D), start = state 0."""
-    return np.ascontiguousarray(psi[:, 0, :K.N_COMPONENTS], dtype=np.float64)
+    """ψ(start) over the component sets: float64 (P, N_SETS) from ψ (P, K, D), start = state 0."""
+    return np.ascontiguousarray(psi[:, 0, :K.N_SETS], dtype=np.float64)
 
 
 def behaviour_embeddings(psi: np.ndarray) -> np.ndarray:
@@ -156,9 +158,9 @@ def behaviour_embeddings(psi: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(psi, dtype=np.float64).reshape(psi.shape[0], -1))
 
 
-def predicted_returns(signatures: np.ndarray, weights) -> np.ndarray:
-    """Predicted return ``w · ψ(start)`` of each policy, float64 (P,), for weights (C,)."""
-    return np.asarray(signatures, dtype=np.float64) @ Objective.parse(weights).array
+def predicted_returns(signatures: np.ndarray, objective: Objective, rules: str = "study") -> np.ndarray:
+    """Predicted return ``W · ψ(start)`` of each policy under ``objective`` and ``rules``, float64 (P,)."""
+    return np.asarray(signatures, dtype=np.float64) @ objective.set_weights(rules)
 
 
 # -- regression ---------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Retrieval of library policies through hnswlib.
 
 Two graphs per group of policies: a maximum-inner-product graph over value
-signatures ψ(start) (C dims), answering "which policy has the largest
+signatures ψ(start) (C = 16 dims: one per component set), answering "which policy has the largest
 predicted return w · ψ(start)", and a cosine graph over the flattened
 behaviour embeddings (K·D dims), answering "which policies behave like this
 one". Every layout has its own group, so a layout filter is exact, and one
@@ -37,7 +37,7 @@ from .fileio import atomic_write, check_file, read_json, sha256_file, write_json
 from .objectives import Objective
 
 INDEX_FORMAT = "lever-policy-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: value signatures over the component sets
 ALL = "all"
 
 
@@ -184,19 +184,18 @@ class PolicyIndex:
         order = np.lexsort((self.policy_ids[rows], -scores))
         return [Candidate(int(self.policy_ids[rows[i]]), float(scores[i])) for i in order]
 
-    def query(self, objective_or_weights, k: int = 5, layout_id: str | None = None) -> list[Candidate]:
-        """The ``k`` policies with the largest predicted return ``w · ψ(start)``, best first.
+    def query(self, objective, k: int = 5, layout_id: str | None = None, rules: str = "study") -> list[Candidate]:
+        """The ``k`` policies with the largest predicted return ``W · ψ(start)``, best first.
 
-        objective_or_weights: an :class:`~lever.objectives.Objective`, a spec
-        such as ``"path+gold"``, or weights (C,); layout_id restricts the
-        candidates to one layout.
+        objective: an :class:`~lever.objectives.Objective` or a spec such as
+        ``"path+gold"``, whose set weights W under ``rules`` are the query;
+        layout_id restricts the candidates to one layout. :meth:`rank` takes
+        a weight vector over the component sets directly.
         """
-        if not isinstance(objective_or_weights, (str, Objective, dict)):
-            self._check_weights(objective_or_weights)  # before parsing, so a wrong length names the index
-        return self.rank(Objective.parse(objective_or_weights).array, k, layout_id)
+        return self.rank(Objective.parse(objective).set_weights(rules), k, layout_id)
 
     def rank(self, weights: np.ndarray, k: int = 5, layout_id: str | None = None) -> list[Candidate]:
-        """:meth:`query` for a weight vector float64 (C,) taken as given (an objective's, or part of one)."""
+        """:meth:`query` for weights over the component sets float64 (N_SETS,), taken as given."""
         weights = self._check_weights(weights)
         self._rows(k, layout_id)  # checks k and the layout filter before searching
         found = self._search(self._graphs[ALL if layout_id is None else layout_id][0], mips_query(weights), k)

@@ -2,9 +2,9 @@
 
 For an objective with m components, each component c gets a ranked list of
 candidate policies of the layout: the policies whose own objective includes
-c, best first by the predicted return under w restricted to c
-(``w_c e_c · ψ(start)``), from the library's index or, without one, from the
-value signatures directly.
+c, best first by the predicted return of the objective restricted to c
+(its set weights · ψ(start), under the library's rules), from the
+library's index or, without one, from the value signatures directly.
 """
 
 from __future__ import annotations
@@ -25,15 +25,18 @@ class PreparedLayout:
     """One layout's policies, ready for repeated searches.
 
     ``stack`` the checked tables; ``objectives`` the objective each row was
-    trained on; ``signatures`` float64 (P, C), ψ(start) of each row (its
-    greedy return vector); ``index`` a ``PolicyIndex`` (queried filtered by
-    layout) or None to rank by ``signatures`` directly (brute force).
+    trained on; ``signatures`` float64 (P, N_SETS), ψ(start) of each row (the
+    return of every component set along its greedy rollout); ``index`` a
+    ``PolicyIndex`` (queried filtered by layout) or None to rank by
+    ``signatures`` directly (brute force); ``rules`` the rule set the
+    policies were trained under and searches are scored with.
     """
 
     stack: PolicyStack
     objectives: tuple[Objective, ...]
     signatures: np.ndarray
     index: object | None = None
+    rules: str = "study"
 
     @property
     def layout(self) -> Layout:
@@ -42,11 +45,15 @@ class PreparedLayout:
 
     @classmethod
     def from_policies(cls, layout: Layout, policies, policy_ids=None) -> "PreparedLayout":
-        """From ``TrainedPolicy`` objects, ranking candidates by brute force (no index)."""
+        """From ``TrainedPolicy`` objects (all of one rule set), ranking candidates by brute force (no index)."""
         policies = list(policies)
+        rules = {p.config.rules for p in policies}
+        if len(rules) > 1:
+            raise LeverError(f"policies trained under different rules {sorted(rules)} cannot be searched together")
+        rules = rules.pop() if rules else "study"
         stack = PolicyStack.from_policies(layout, policies, policy_ids)
-        signatures = np.array([rollout(layout, p, p.objective).return_vector for p in policies])
-        return cls(stack, tuple(p.objective for p in policies), signatures)
+        signatures = np.array([rollout(layout, p, p.objective, rules).set_returns for p in policies])
+        return cls(stack, tuple(p.objective for p in policies), signatures, None, rules)
 
 
 def prepare_layout(library, layout=None) -> PreparedLayout:
@@ -73,7 +80,8 @@ def prepare_layout(library, layout=None) -> PreparedLayout:
         raise LeverError(f"tables of layout {layout_id} hold policies {missing} with no record")
     records = [by_id[int(p)] for p in stack.policy_ids]
     signatures = np.array([r.greedy_return for r in records], dtype=np.float64)
-    return PreparedLayout(stack, tuple(r.objective for r in records), signatures, library.index())
+    return PreparedLayout(stack, tuple(r.objective for r in records), signatures, library.index(),
+                          library.spec.rules)
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,8 +101,8 @@ class Candidates:
 def retrieve(prepared: PreparedLayout, objective: Objective, pool: int | None = None) -> Candidates:
     """Rank, per component of ``objective``, the layout's policies trained on that component.
 
-    Each component c is queried with w restricted to c; ``pool`` caps the
-    list length. LeverError if a component has no candidate.
+    Each component c is queried with the objective restricted to c; ``pool``
+    caps the list length. LeverError if a component has no candidate.
     """
     weights = objective.array
     if pool is not None and pool < 1:
@@ -103,8 +111,9 @@ def retrieve(prepared: PreparedLayout, objective: Objective, pool: int | None = 
     relevant = np.array([o.array for o in prepared.objectives]) != 0  # (P, C)
     components, rows_out, scores_out = [], [], []
     for c in np.flatnonzero(weights):
-        query = np.zeros_like(weights)
-        query[c] = weights[c]
+        alone = np.zeros_like(weights)
+        alone[c] = weights[c]
+        query = Objective(tuple(alone)).set_weights(prepared.rules)
         if prepared.index is not None:
             found = prepared.index.rank(query, stack.n_policies, layout_id=stack.layout.id)
             rows = stack.rows([cand.policy_id for cand in found])

@@ -133,7 +133,7 @@ def search(prepared: PreparedLayout, objective: ObjectiveLike, strategy: Strateg
 def _search(prepared: PreparedLayout, objective: Objective, strategy: Strategy, operator: str,
             scoring: str, plan: bool, pool: int | None, plan_gamma: float = 0.99) -> StrategyResult:
     check_choice("scoring", scoring, SCORINGS)
-    composer = Composer(prepared.stack, objective, operator)
+    composer = Composer(prepared.stack, objective, operator, prepared.rules)
     began = time.perf_counter()
     candidates = retrieve(prepared, objective, pool)
     retrieval_s = time.perf_counter() - began
@@ -143,7 +143,7 @@ def _search(prepared: PreparedLayout, objective: Objective, strategy: Strategy, 
 
     stack = prepared.stack
     model = stack.empirical_model(outcome.rows)
-    truth = true_evaluate(stack.layout, choice.actions, model.support, objective)
+    truth = true_evaluate(stack.layout, choice.actions, model.support, objective, prepared.rules)
     policy_ids = tuple(int(stack.policy_ids[r]) for r in outcome.rows)
     return StrategyResult(
         strategy=strategy.name, objective=objective.name, layout_id=stack.layout.id, operator=operator,

@@ -14,9 +14,6 @@ from pathlib import Path
 
 LEVER = Path(__file__).resolve().parent.parent / "lever"
 
-#: Private names the kernel layer still imports across its own modules; its owners are renaming
-#: them. Remove an entry as soon as its import is gone (this list only excuses, never requires).
-PENDING = {("lever.kernels.planning", "lever.kernels.compose", "_model_row")}
 
 
 def _is_private(name: str) -> bool:
@@ -141,7 +138,7 @@ def test_lever_has_no_import_cycle():
 
 def test_no_module_uses_another_modules_private_names():
     _, private = analyse(read_package(LEVER))
-    offenders = sorted(set(private) - PENDING)
+    offenders = sorted(set(private))
     assert offenders == [], "private names used across modules:\n  " + "\n  ".join(
         f"{importer} uses {owner}.{name}" for importer, owner, name in offenders)
 

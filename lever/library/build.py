@@ -69,7 +69,7 @@ def _train_one(spec_doc: dict, policy_id: int, staging: str) -> tuple[int, float
     policy = train(layout, objective, spec.train_config(budget))
     q = policy.q.astype(spec.q_dtype)
     # The return of the policy as stored, so that it matches a rollout of the saved table.
-    greedy = rollout(layout, q, objective).return_vector
+    greedy = rollout(layout, q, objective, spec.rules).set_returns
     arrays = {"key": np.array(_shard_key(spec, policy_id)), "layout_id": np.array(layout.id),
               "q": q, "q_vector": policy.q_vector.astype(spec.q_dtype), "visits": policy.visits,
               "next_state": policy.next_state, "reward_model": policy.reward_model,

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from ..embeddings import EmbeddingConfig
 from ..errors import LeverError, check_choice
 from ..gridworld import PRESETS
-from ..objectives import COMPONENTS, Objective
+from ..objectives import COMPONENTS, Objective, check_rules
 from ..training import ALGORITHMS, TrainConfig
 
 #: dtypes a library may store its Q tables in; the first is the default.
@@ -19,7 +19,9 @@ class BuildSpec:
     """What a library build trains: every objective × budget × layout seed of one grid setting.
 
     ``episodes`` overrides the budget's episode count (quick builds, tests);
-    the budget's ε decay is kept.
+    the budget's ε decay is kept. ``rules`` is the rule set the policies are
+    trained under (the study's by default); the support logs every
+    component set's reward, so offline evaluation may relabel for either.
     """
 
     setting: str = "grid16"
@@ -32,6 +34,7 @@ class BuildSpec:
     episodes: int | None = None
     q_dtype: str = Q_DTYPES[0]
     embedding: EmbeddingConfig = EmbeddingConfig()
+    rules: str = "study"
 
     def __post_init__(self):
         check_choice("grid setting", self.setting, PRESETS)
@@ -45,6 +48,9 @@ class BuildSpec:
             if len(set(values)) != len(values):
                 raise LeverError(f"{name} repeat an entry: {[str(v) for v in values]}")
         check_choice("algorithm", self.algorithm, ALGORITHMS)
+        check_rules(self.rules)
+        for objective in self.objectives:
+            objective.set_weights(self.rules)  # a weighted objective under the study's rules is refused here
         if self.q_dtype not in Q_DTYPES:
             raise LeverError(f"q_dtype must be one of {', '.join(Q_DTYPES)}, got {self.q_dtype!r}")
         for budget in self.budgets:
@@ -53,7 +59,7 @@ class BuildSpec:
     def train_config(self, budget: str) -> TrainConfig:
         """The training configuration of this build at ``budget``."""
         overrides = {"algorithm": self.algorithm, "gamma": float(self.gamma), "seed": self.train_seed,
-                     "vector_q": True}
+                     "vector_q": True, "rules": self.rules, "snapshot_interval": 0}
         if self.episodes is not None:
             overrides["episodes"] = int(self.episodes)
         return TrainConfig.from_budget(budget, self.setting, **overrides)
@@ -83,7 +89,8 @@ class BuildSpec:
         return {"setting": self.setting, "layout_seeds": list(self.layout_seeds),
                 "budgets": list(self.budgets), "objectives": [list(o.weights) for o in self.objectives],
                 "algorithm": self.algorithm, "gamma": self.gamma, "train_seed": self.train_seed,
-                "episodes": self.episodes, "q_dtype": self.q_dtype, "embedding": asdict(self.embedding)}
+                "episodes": self.episodes, "q_dtype": self.q_dtype, "embedding": asdict(self.embedding),
+                "rules": self.rules}
 
     @classmethod
     def from_json(cls, doc: dict) -> "BuildSpec":

@@ -26,12 +26,12 @@ from ..errors import FileFormatError, LeverError
 from ..fileio import check_file, read_json, sha256_file
 from ..gridworld import Layout
 from ..index import IndexParams, PolicyIndex
-from ..kernels.constants import EXIT, N_ACTIONS, N_COMPONENTS
+from ..kernels.constants import EXIT, N_ACTIONS, N_COMPONENTS, N_SETS
 from ..objectives import Objective
 from .spec import BuildSpec
 
 LIBRARY_FORMAT = "lever-policy-library"
-LIBRARY_VERSION = 1
+LIBRARY_VERSION = 2  # 2: rewards of every component set, the study's rules
 MANIFEST = "manifest.json"
 #: Folder of an unfinished build inside the library's root.
 STAGING = ".staging"
@@ -42,7 +42,7 @@ def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int) -> dict[str, 
 
     ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
     in the spec's Q dtype; ``visits`` int64 (P, S, A); ``next_state`` int32
-    (P, S, A); ``reward_model`` float64 (P, S, A, C); ``canonical_states``
+    (P, S, A); ``reward_model`` float64 (P, S, A, N_SETS); ``canonical_states``
     int64 (K,); ``psi`` float64 (P, K, D); ``psi_steps`` int32 (P, K);
     ``psi_ends`` int8 (P, K).
     """
@@ -51,14 +51,18 @@ def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int) -> dict[str, 
     q_dtype = np.dtype(spec.q_dtype)
     return {"policy_ids": ((n,), np.dtype(np.int64)), "q": ((n, S, A), q_dtype),
             "visits": ((n, S, A), np.dtype(np.int64)), "next_state": ((n, S, A), np.dtype(np.int32)),
-            "reward_model": ((n, S, A, C), np.dtype(np.float64)), "q_vector": ((n, S, A, C), q_dtype),
+            "reward_model": ((n, S, A, N_SETS), np.dtype(np.float64)), "q_vector": ((n, S, A, C), q_dtype),
             "canonical_states": ((K,), np.dtype(np.int64)), "psi": ((n, K, D), np.dtype(np.float64)),
             "psi_steps": ((n, K), np.dtype(np.int32)), "psi_ends": ((n, K), np.dtype(np.int8))}
 
 
 @dataclass(frozen=True)
 class PolicyRecord:
-    """Metadata of one library policy; ``row`` is its index inside its layout's :class:`PolicyTables`."""
+    """Metadata of one library policy; ``row`` is its index inside its layout's :class:`PolicyTables`.
+
+    ``greedy_return`` holds the return of every component set (N_SETS = 16,
+    indexed by set mask) along the policy's greedy rollout from the start.
+    """
 
     policy_id: int
     layout_id: str
@@ -94,7 +98,7 @@ class PolicyTables:
     ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
     or None in the library's Q dtype (float32 by default); ``visits`` int64
     (P, S, A); ``next_state`` int32 (P, S, A), -1 where unknown;
-    ``reward_model`` float64 (P, S, A, C). Memory-mapped and read-only when
+    ``reward_model`` float64 (P, S, A, N_SETS). Memory-mapped and read-only when
     opened from disk.
     """
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import FileFormatError, LeverError
-from ..fileio import atomic_write, read_json, write_json
+from ..fileio import atomic_write, exclusive_lock, read_json, write_json
 from ..gridworld import PRESETS
 from ..objectives import check_rules
 from ..protocol import MODES
@@ -152,8 +152,6 @@ def _load_cell(path: Path, config: ReproduceConfig) -> list[dict] | None:
 
 def _prepare(config: ReproduceConfig, out: Path) -> None:
     manifest = out / "reproduction.json"
-    if out.exists() and not out.is_dir():
-        raise LeverError(f"{out} is a file, not a directory")
     if manifest.exists():
         doc = read_json(manifest, REPRODUCTION_FORMAT, FORMAT_VERSION)
         if doc.get("config_hash") != config.hash:
@@ -186,6 +184,15 @@ def reproduce(config: ReproduceConfig | None = None, out: str | os.PathLike = "r
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise LeverError(f"jobs must be an integer >= 1, got {jobs!r}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LeverError(f"--out {out} is a file, not a directory")
+    with exclusive_lock(out, "reproduction"):
+        return _reproduce(config, out, jobs, backend, address, progress)
+
+
+def _reproduce(config: ReproduceConfig, out: Path, jobs: int | None, backend: str, address: str | None,
+               progress: bool) -> Reproduction:
+    # The body of reproduce(), run while holding the directory's lock.
     _prepare(config, out)
     began = time.perf_counter()
     finished = {}
