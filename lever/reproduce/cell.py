@@ -136,8 +136,11 @@ class CellRunner:
     def run(self) -> list[dict]:
         """Every row of the cell."""
         library = SnapshotLibrary.build(self.layout, self.config)
-        # Warm-up: the first call of each kernel in a process loads or compiles it; not the search's cost.
-        search(library, self.queries[0], 1, Objective.parse(self.queries[0].query), self.rules)
+        # Warm-up: the first call of each kernel in a process loads or compiles it (and the largest
+        # batch starts the thread pool); that is not the search's cost.
+        widest = max(self.queries, key=lambda q: q.n_subqueries)
+        for k in (1, CANDIDATES_PER_SUBQUERY):
+            search(library, widest, k, Objective.parse(widest.query), self.rules)
         rows = []
         scratch = {}
         for query in self.queries:

@@ -93,7 +93,9 @@ def protocol_table(rows) -> str:
             if study:
                 cells = [f"{study[f'{m}_reward']:.1f} / {study['scratch_time_s' if m == 'scratch' else f'{m}_time']:.2f} s"
                          for m in ("scratch", *METHOD_K)]
-                lines.append(f"| | | study | " + " | ".join(cells) + " |")
+                lines.append("| | | study† | " + " | ".join(cells) + " |")
+    lines.append("\n† the study's published means (first public release: grid16-dense, 30k/150k/300k "
+                 "episodes, γ = 0.99; reuse times exclude its language-model decomposition).")
     return "\n".join(lines)
 
 

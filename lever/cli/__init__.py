@@ -1,0 +1,53 @@
+"""The ``lever`` command line.
+
+Each subcommand is a small function ``_cmd_NAME(args)`` in the module of its
+area (:mod:`.world`, :mod:`.library`, :mod:`.experiments`), registered in
+:func:`build_parser`. Errors lever raises on purpose are printed as one line
+and exit with status 2; an operating-system failure (a file that cannot be
+written, a full disk) exits with status 1; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import LeverError
+from ..version import __version__
+from . import experiments, library, world
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``lever`` command, one subparser per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="lever", description="Inference-time policy reuse for tabular RL: reproduce the study, build "
+                                  "policy libraries, compose policies offline, and compare them with "
+                                  "training from scratch.")
+    parser.add_argument("--version", action="version", version=f"lever {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    experiments.add_commands(sub)
+    world.add_commands(sub)
+    library.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lever`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LeverError as exc:
+        print(f"lever: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lever: interrupted; finished work is kept: run the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `lever library info X | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        print(f"lever: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,126 @@
+"""``lever train`` and ``lever show``: one policy on one layout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import LeverError
+from ..evaluation import rollout
+from ..gridworld import PRESETS, Layout
+from ..library.build import DEFAULTS as BUILD
+from ..objectives import COMPONENTS, RULES
+from ..training import ALGORITHMS, BUDGETS, TrainConfig, train
+
+#: Budget names of every setting, in the study's order.
+BUDGET_NAMES = tuple(dict.fromkeys(name for budgets in BUDGETS.values() for name in budgets))
+
+
+def add_training_setup_options(parser: argparse.ArgumentParser) -> None:
+    # What every trained policy is defined by, shared by `train` and `library build`.
+    parser.add_argument("--grid", default=BUILD.setting, choices=sorted(PRESETS),
+                        help=f"layout setting of the study (default: {BUILD.setting})")
+    parser.add_argument("--algorithm", default=BUILD.algorithm, choices=ALGORITHMS,
+                        help=f"tabular algorithm (default: {BUILD.algorithm})")
+    parser.add_argument("--gamma", type=float, default=BUILD.gamma,
+                        help=f"discount; 0 is the support-limited regime (default: {BUILD.gamma:g})")
+    parser.add_argument("--train-seed", type=int, default=BUILD.train_seed,
+                        help=f"training RNG seed (default: {BUILD.train_seed})")
+    parser.add_argument("--rules", default="study", choices=RULES,
+                        help="reward rules: the study's (objectives are sets of components) or linear "
+                             "(weighted objectives, w·r) (default: study)")
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    add_training_setup_options(parser)
+    parser.add_argument("--seed", type=int, default=0, help="layout seed (default: 0)")
+    parser.add_argument("--objective", default="path",
+                        help="composite objective, e.g. path+gold+hazard (default: path)")
+    parser.add_argument("--budget", default=BUDGET_NAMES[0], choices=BUDGET_NAMES,
+                        help=f"training budget of the study (default: {BUDGET_NAMES[0]})")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    layout = Layout.generate(args.grid, seed=args.seed)
+    overrides = {"episodes": args.episodes} if args.episodes else {}
+    config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm,
+                                     gamma=args.gamma, seed=args.train_seed, rules=args.rules, **overrides)
+    policy = train(layout, args.objective, config)
+    result = rollout(layout, policy, args.objective, args.rules, record_path=True)
+    if args.show:
+        _save_figure(args.show, layout, policy, result, config)
+    if args.json:
+        print(json.dumps({"layout_id": layout.id, "grid": args.grid, "seed": args.seed,
+                          "objective": policy.objective.name, "rules": args.rules, "episodes": config.episodes,
+                          "train_s": policy.wall_time, "return": result.ret, "steps": result.steps,
+                          "end": result.end, "return_vector": dict(zip(COMPONENTS, result.return_vector)),
+                          "support": float(policy.support.mean())}, indent=1, allow_nan=False))
+        return 0
+    print(f"layout {args.grid} seed {args.seed} (id {layout.id}):")
+    print(layout.to_text())
+    print(f"trained {policy.objective} with {config.algorithm}, {config.episodes} episodes, "
+          f"gamma={config.gamma}: {policy.wall_time:.3f} s, support {policy.support.mean():.1%} "
+          f"of (state, action) pairs")
+    print(f"greedy rollout: return {result.ret:.2f}, {result.steps} steps, ended at {result.end}")
+    print("return vector: " + ", ".join(f"{name} {value:.2f}" for name, value in
+                                        zip(COMPONENTS, result.return_vector)))
+    return 0
+
+
+def _save_figure(path: str, layout: Layout, policy, result, config: TrainConfig) -> None:
+    from pathlib import Path
+
+    from ..show import save_policy_figure
+
+    title = (f"{policy.objective} ({config.rules} rules), {config.algorithm}, {config.episodes} episodes: "
+             f"{result.end} after {result.steps} steps, return {result.ret:.1f}")
+    print(f"figure: {save_policy_figure(Path(path), layout, policy.greedy_actions, policy.visits, result.path, title=title)}")
+
+
+def _check_figure_path(path: str | None) -> None:
+    from pathlib import Path
+
+    from ..show import FIGURE_FORMATS
+
+    if path is not None and Path(path).suffix.lower() not in FIGURE_FORMATS:  # before any training
+        raise LeverError(f"figure file must end in one of {', '.join(FIGURE_FORMATS)}, got {path!r}")
+
+
+def _cmd_train_checked(args: argparse.Namespace) -> int:
+    _check_figure_path(args.show)
+    return _cmd_train(args)
+
+
+def add_commands(sub) -> None:
+    """Register ``train`` and ``show``."""
+    train_cmd = sub.add_parser(
+        "train", help="train one objective on one layout and roll it out",
+        epilog="example: lever train --grid grid16 --seed 0 --objective path+gold --show policy.png")
+    _add_train_options(train_cmd)
+    train_cmd.add_argument("--episodes", type=int, default=None,
+                           help="override the budget's episode count (default: the budget's)")
+    train_cmd.add_argument("--show", default=None, metavar="FILE",
+                           help="also draw the policy (arrows, support, route) to FILE (.png, .svg, .pdf)")
+    train_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
+    train_cmd.set_defaults(func=_cmd_train_checked)
+
+    show = sub.add_parser(
+        "show", help="train one objective on one layout and draw the policy to an image",
+        epilog="example: lever show --grid grid8 --seed 0 --objective path+gold --out policy.svg")
+    _add_train_options(show)
+    show.add_argument("--episodes", type=int, default=None,
+                      help="override the budget's episode count (default: the budget's)")
+    show.add_argument("--out", required=True, help="image file; .png, .svg or .pdf picks the format")
+    show.set_defaults(func=_cmd_show)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    _check_figure_path(args.out)
+    layout = Layout.generate(args.grid, seed=args.seed)
+    overrides = {"episodes": args.episodes} if args.episodes else {}
+    config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm, gamma=args.gamma,
+                                     seed=args.train_seed, rules=args.rules, **overrides)
+    policy = train(layout, args.objective, config)
+    _save_figure(args.out, layout, policy, rollout(layout, policy, args.objective, args.rules, record_path=True),
+                 config)
+    return 0

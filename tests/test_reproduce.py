@@ -1,0 +1,141 @@
+"""The reproduction pipeline: the study's protocol end to end on grid8, resumable, checked."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from lever import Layout, LeverError, Objective, TrainConfig
+from lever.cli import main
+from lever.errors import FileFormatError
+from lever.protocol import LIBRARY_OBJECTIVES, MODES, QUERIES
+from lever.reproduce import COLUMNS, ReproduceConfig, SnapshotLibrary, reproduce
+from lever.reproduce.cell import search
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro")
+    code = main(["reproduce", "--grid", "grid8", "--seeds", "0", "1", "--budgets", "X1", "--out", str(out),
+                 "--jobs", "1", "--no-progress"])
+    assert code == 0
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    return out, rows
+
+
+def test_outputs_and_columns(run):
+    out, rows = run
+    assert (out / "report.md").read_text().startswith("# lever reproduction: grid8")
+    for name in ("methods", "k_sweep", "coverage"):
+        for suffix in (".png", ".svg"):
+            assert (out / "figures" / f"{name}{suffix}").stat().st_size > 1000
+    assert tuple(rows[0]) == COLUMNS
+    assert {r["seed"] for r in rows} == {"0", "1"} and {r["budget"] for r in rows} == {"X1"}
+
+
+def test_every_mode_query_and_method_is_present(run):
+    _, rows = run
+    protocol = [r for r in rows if r["experiment"] == "protocol"]
+    for seed in ("0", "1"):
+        for query in QUERIES:
+            methods = {r["method"] for r in protocol
+                       if r["seed"] == seed and r["mode"] == query.mode and r["query"] == query.query}
+            assert methods == {"scratch", "targeted", "hybrid", "exhaustive"}
+            ks = sorted(int(r["k"]) for r in protocol if r["seed"] == seed and r["mode"] == query.mode
+                        and r["query"] == query.query and r["k"])
+            assert ks == [1, 2, 3, 4, 5]
+    assert {r["mode"] for r in protocol} == set(MODES)
+    assert {r["experiment"] for r in rows} == {"protocol", "snapshot_cap", "thinning", "long_horizon"}
+
+
+def test_chosen_members_are_entries_of_the_sub_queries_never_the_query_itself(run):
+    _, rows = run
+    decomposition = {(q.mode, q.query): q.subqueries for q in QUERIES}
+    composed = [r for r in rows if r["members"]]
+    assert composed
+    for r in composed:
+        members = [m.split("@")[0] for m in r["members"].split("|")]
+        assert tuple(members) == decomposition[(r["mode"], r["query"])]
+        assert r["query"] not in members
+
+
+def test_combinations_and_costs(run):
+    _, rows = run
+    for r in rows:
+        if r["experiment"] == "protocol" and r["k"]:
+            m = len(decompose(r))
+            # at most k^m (fewer when a sub-query has fewer entries than k)
+            assert 1 <= int(r["combinations_tried"]) <= int(r["k"]) ** m
+            assert float(r["time_s"]) > 0 and 0 < float(r["union_coverage"]) <= 1
+
+
+def decompose(row):
+    return next(q.subqueries for q in QUERIES if (q.mode, q.query) == (row["mode"], row["query"]))
+
+
+def test_rerun_resumes_identically_and_another_config_is_refused(run, tmp_path):
+    out, rows = run
+    config = ReproduceConfig(setting="grid8", seeds=(0, 1), budgets=("X1",))
+    again = reproduce(config, out, jobs=1, progress=False)
+    assert again.resumed_cells == 2
+    with open(out / "results.csv") as handle:
+        assert list(csv.DictReader(handle)) == rows
+    with pytest.raises(LeverError, match="another configuration"):
+        reproduce(ReproduceConfig(setting="grid8", seeds=(0,), budgets=("X1",)), out, progress=False)
+
+
+def test_a_hand_edited_cell_is_named(run, tmp_path):
+    out, _ = run
+    copy = tmp_path / "copy"
+    import shutil
+    shutil.copytree(out, copy)
+    cell = copy / "cells" / "0-X1.json"
+    doc = json.loads(cell.read_text())
+    doc["rows"][0]["true_return"] = 1e6
+    cell.write_text(json.dumps(doc))
+    with pytest.raises(FileFormatError, match="0-X1.json"):
+        reproduce(ReproduceConfig(setting="grid8", seeds=(0, 1), budgets=("X1",)), copy, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(setting="grid9"), "grid setting"), (dict(seeds=()), "seeds"), (dict(seeds=(1, 1)), "repeat"),
+    (dict(budgets=("X2",)), "budgets"), (dict(modes=("quadruple",)), "modes"), (dict(rules="additive"), "rules"),
+    (dict(episodes=0), "episodes"),
+])
+def test_bad_configurations_are_refused(kwargs, message):
+    with pytest.raises(LeverError, match=message):
+        ReproduceConfig(**kwargs)
+
+
+def test_the_snapshot_library_follows_the_study_selection():
+    layout = Layout.generate("grid8", seed=3)
+    config = TrainConfig.from_budget("X1", "grid8")
+    library = SnapshotLibrary.build(layout, config)
+    per_objective = {o: [e for e in library.entries if e.objective == o] for o in LIBRARY_OBJECTIVES}
+    for objective, entries in per_objective.items():
+        # 9 snapshots (1000..9000) and the final table: 3 + round(0.6 * 7) = 7 entries, never episode 0
+        assert len(entries) == 7, objective
+        assert all(e.episode != 0 for e in entries)
+    best = library.candidates("path", 5)
+    assert [library.entries[r].objective for r in best] == ["path"] * 5
+    assert [library.entries[r].greedy_return for r in best] == sorted(
+        (library.entries[r].greedy_return for r in best), reverse=True)
+
+
+def test_thinning_removes_support_and_keeps_q():
+    layout = Layout.generate("grid8", seed=3)
+    library = SnapshotLibrary.build(layout, TrainConfig.from_budget("X1", "grid8", episodes=2000),
+                                    objectives=("path", "gold"))
+    thinned = library.thinned(0.5, seed=0)
+    for before, after in zip(library.entries, thinned.entries):
+        kept = after.policy.visits > 0
+        assert kept.sum() == pytest.approx(0.5 * (before.policy.visits > 0).sum(), abs=1)
+        assert np.array_equal(after.policy.q, before.policy.q)
+        assert (after.policy.next_state[~kept] == -1).all()
+    early = library.up_to(1000)
+    assert {e.episode for e in early.entries} <= {1000}
+    query = QUERIES[0]
+    choice = search(library, query, 3, Objective.parse(query.query), "study")
+    assert choice.tried <= 9
