@@ -18,6 +18,7 @@ from benchmarks.conftest import median_seconds
 from lever import Layout, Objective
 from lever.compose import OPERATORS, PolicyStack
 from lever.kernels.compose import compose_batch
+from lever.kernels.constants import N_SETS
 
 N_POLICIES = 60
 N_COMBOS = 8_000
@@ -32,7 +33,7 @@ def tables():
     q = rng.normal(size=shape).astype(np.float32)
     visits = rng.integers(0, 5, size=shape) * (rng.random(shape) < 0.7)
     stack = PolicyStack.from_arrays(layout, q, visits, np.zeros(shape, dtype=np.int32),
-                                    np.zeros(shape + (4,)))
+                                    np.zeros(shape + (N_SETS,)))
     combos = rng.integers(0, N_POLICIES, size=(N_COMBOS, K)).astype(np.int64)
     return stack, visits > 0, combos
 

@@ -2,11 +2,12 @@
 
 Everything offline here uses the *empirical model* of a combination and
 nothing else: the union of its members' logged (state, action) pairs, with
-the next state and reward vector each pair was logged with. The world is
-deterministic, so logged next states are exact; so are the path and hazard
-reward components. Gold and lever rewards depend on the episode's history
-(the state is position only), so the model holds them as seen in the first
-visit's context, and offline returns on those components are estimates.
+the next state and the reward of every component set each pair was logged
+with. The world is deterministic, so logged next states are exact; so are
+the rewards of the sets without gold or lever (path, hazard, path+hazard).
+Sets with gold or lever depend on the episode's history (the state is
+position only), so the model holds them as seen in the first visit's
+context, and offline returns on those sets are estimates.
 
 A :class:`Composer` binds a :class:`PolicyStack` to one objective and
 operator; :func:`compose_actions`, :func:`offline_evaluate` and
@@ -41,9 +42,10 @@ PARALLEL_MIN_BATCH = 512
 class PolicyStack:
     """Every policy of one layout, stacked and checked, ready for the kernels.
 
-    Arrays (P policies, S states, A actions, C components): ``q`` float
-    (P, S, A); ``support`` uint8 (P, S) bit masks of visited actions;
-    ``next_state`` int32 (P, S, A); ``reward_model`` float64 (P, S, A, C);
+    Arrays (P policies, S states, A actions, C components, N_SETS component
+    sets): ``q`` float (P, S, A); ``support`` uint8 (P, S) bit masks of
+    visited actions; ``next_state`` int32 (P, S, A); ``reward_model``
+    float64 (P, S, A, N_SETS), every set's reward on the first visit;
     ``q_vector`` float (P, S, A, C) or None; ``policy_ids`` int64 (P,).
     Build it with :meth:`from_tables` (a library's ``PolicyTables``) or
     :meth:`from_policies` (``TrainedPolicy`` objects).
@@ -160,7 +162,7 @@ class EmpiricalModel:
     """Logged dynamics of a combination's union support.
 
     ``support`` bool (S, A); ``next_state`` int32 (S, A), -1 outside the
-    support; ``reward_model`` float64 (S, A, C), zeros outside it. Each pair
+    support; ``reward_model`` float64 (S, A, N_SETS), zeros outside it. Each pair
     comes from the first member (in ``rows`` order) that visited it, the
     same rule the offline kernels use.
     """
@@ -197,7 +199,8 @@ class EmpiricalModel:
 class OfflineBatch:
     """Offline rollouts of B composed policies through their empirical models.
 
-    ``returns`` float64 (B,) = w · return vector; ``return_vectors`` (B, C);
+    ``returns`` float64 (B,) = set weights · return vector; ``return_vectors``
+    (B, N_SETS), the undiscounted return of every component set (by mask);
     ``steps`` int64 (B,); ``ends`` int8 (B,) codes into :data:`END_NAMES`;
     ``paths`` int32 (B, max_steps + 1) padded with -1, or None.
     """
@@ -332,13 +335,15 @@ class Composer:
 
 
 def compose_actions(stack: PolicyStack, combos, objective: ObjectiveLike = "path",
-                    operator: str = "sum", betas=None) -> tuple[np.ndarray, np.ndarray]:
+                    operator: str = "sum", betas=None, rules: str = "study") -> tuple[np.ndarray, np.ndarray]:
     """Greedy action tables of B compositions: :meth:`Composer.actions` for one call.
 
-    combos: int (B, k) rows of ``stack``; betas: per-member weights (B, k).
-    Returns actions int32 (B, S), -1 at dead ends, and covered pairs int64 (B,).
+    combos: int (B, k) rows of ``stack``; betas: per-member weights (B, k);
+    rules: the rule set ``objective`` is read under (a weighted objective
+    needs ``"linear"``). Returns actions int32 (B, S), -1 at dead ends, and
+    covered pairs int64 (B,).
     """
-    return Composer(stack, Objective.parse(objective), operator).actions(combos, betas)
+    return Composer(stack, Objective.parse(objective), operator, rules).actions(combos, betas)
 
 
 def offline_evaluate(stack: PolicyStack, combos, actions, objective: ObjectiveLike, rules: str = "study",

@@ -1,7 +1,7 @@
 """Support-aware composition of stacked Q tables, and offline rollouts through the support.
 
 Every kernel here works on one layout's stacked tables (P policies, S states,
-A actions, C reward components) and a batch of B candidate combinations,
+A actions, N_SETS component sets) and a batch of B candidate combinations,
 ``combos`` int64 (B, k): row indices into the stacked tables. One call
 handles the whole batch, in parallel over combinations.
 
@@ -210,12 +210,12 @@ def offline_rollout_batch_serial(combos, actions, support, next_state, reward_mo
 def _offline_range(combos, actions, support, next_state, reward_model, cells, start, max_steps,
                    weights, returns, return_vecs, steps, ends, paths, lo, hi):
     # Rollouts lo..hi-1 of offline_rollout_batch, with the revisit marks allocated once.
-    n_components = weights.shape[0]
+    n_sets = weights.shape[0]
     record = paths.shape[0] > 0
     seen = np.zeros(actions.shape[1], dtype=np.uint8)
     for b in range(lo, hi):
-        for c in range(n_components):
-            return_vecs[b, c] = 0.0
+        for mask in range(n_sets):
+            return_vecs[b, mask] = 0.0
         if record:
             for t in range(paths.shape[1]):
                 paths[b, t] = -1
@@ -236,11 +236,11 @@ def _offline_range(combos, actions, support, next_state, reward_model, cells, st
             nxt = next_state[p, pos, action]
             lap = seen[pos] != 0 and nxt != pos
             seen[pos] = 1
-            for c in range(n_components):
-                if lap and (c & HISTORY_BITS) != 0:
-                    return_vecs[b, c] -= step_cost(c)
+            for mask in range(n_sets):
+                if lap and (mask & HISTORY_BITS) != 0:
+                    return_vecs[b, mask] -= step_cost(mask)
                 else:
-                    return_vecs[b, c] += reward_model[p, pos, action, c]
+                    return_vecs[b, mask] += reward_model[p, pos, action, mask]
             n_steps += 1
             if record:
                 paths[b, n_steps] = nxt
@@ -252,8 +252,8 @@ def _offline_range(combos, actions, support, next_state, reward_model, cells, st
                 end = END_HAZARD
                 break
         total = 0.0
-        for c in range(n_components):
-            total += weights[c] * return_vecs[b, c]
+        for mask in range(n_sets):
+            total += weights[mask] * return_vecs[b, mask]
         returns[b] = total
         steps[b] = n_steps
         ends[b] = end

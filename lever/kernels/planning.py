@@ -19,13 +19,14 @@ def plan_batch(combos, support, next_state, reward_model, cells, weights, gamma,
 
     combos: int64 (B, k); support: uint8 (P, S); next_state: int32
     (P, S, A); reward_model: float64 (P, S, A, N_SETS); cells: int8 (S,);
-    weights: float64 (N_SETS,), the objective as set weights; gamma in [0, 1); tol: stop when no Q entry moved
-    more than this in a sweep; max_iters: sweep cap.
+    weights: float64 (N_SETS,), the objective as set weights; gamma in
+    [0, 1); tol: stop when no Q entry moved more than this in a sweep;
+    max_iters: sweep cap.
     Out: q_out float64 (B, S, A), -inf outside the support; actions int32
     (B, S), greedy on the support (lowest index on ties), -1 where the union
     supports no action; iterations int64 (B,), sweeps done.
 
-    Q(s, a) = w · r(s, a) + γ max_a' Q(s', a') with (s', r) from the first
+    Q(s, a) = weights · r(s, a) + γ max_a' Q(s', a') with (s', r) from the first
     member that logged (s, a); a transition into an exit or hazard cell is
     terminal (not bootstrapped), and a dead-end successor is worth 0, as the
     offline rollout stops there. Sweeps are in place (Gauss-Seidel). Runs
@@ -42,7 +43,7 @@ def _plan_one(combos, support, next_state, reward_model, cells, weights, gamma, 
     # Value iteration of combination b of plan_batch.
     n_states = q_out.shape[1]
     n_actions = q_out.shape[2]
-    n_components = weights.shape[0]
+    n_sets = weights.shape[0]
     combo = combos[b]
     for s in range(n_states):
         union = 0
@@ -61,8 +62,8 @@ def _plan_one(combos, support, next_state, reward_model, cells, weights, gamma, 
                 p = logging_member(combo, support, s, a)
                 nxt = next_state[p, s, a]
                 target = 0.0
-                for c in range(n_components):
-                    target += weights[c] * reward_model[p, s, a, c]
+                for mask in range(n_sets):
+                    target += weights[mask] * reward_model[p, s, a, mask]
                 if cells[nxt] != EXIT and cells[nxt] != HAZARD:
                     best = -np.inf
                     for a2 in range(n_actions):

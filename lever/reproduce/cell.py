@@ -76,7 +76,7 @@ def search(library: SnapshotLibrary, query: Query, k: int, objective: Objective,
     began = time.perf_counter()
     lists = [library.candidates(sub, k) for sub in query.subqueries]
     combos = grid(lists)
-    actions, _ = compose_actions(library.stack, combos, objective, "sum")
+    actions, _ = compose_actions(library.stack, combos, objective, "sum", rules=rules)
     offline = offline_evaluate(library.stack, combos, actions, objective, rules)
     best = int(np.argmax(offline.returns))
     elapsed = time.perf_counter() - began
