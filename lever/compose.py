@@ -38,6 +38,18 @@ OPERATORS = {"sum": OP_SUM, "max": OP_MAX}
 PARALLEL_MIN_BATCH = 512
 
 
+def _frozen(array, dtype=None) -> np.ndarray:
+    """A C-contiguous, read-only plain-ndarray view of ``array`` (copied only to fix dtype or layout).
+
+    Every table a kernel reads goes through here, so in-memory stacks and
+    memory-mapped library files reach the kernels as one Numba type (a
+    read-only memmap and a writeable array would otherwise compile twice).
+    """
+    view = np.ascontiguousarray(array, dtype=dtype).view(np.ndarray)
+    view.flags.writeable = False
+    return view
+
+
 @dataclass(frozen=True, eq=False)
 class PolicyStack:
     """Every policy of one layout, stacked and checked, ready for the kernels.
@@ -96,10 +108,8 @@ class PolicyStack:
             raise LeverError(f"policy_ids has shape {policy_ids.shape}, expected ({shape[0]},)")
         support = np.empty(shape[:2], dtype=np.uint8)
         support_bits(np.ascontiguousarray(visits), support)
-        return cls(layout, policy_ids, np.ascontiguousarray(q), support,
-                   np.ascontiguousarray(next_state, dtype=np.int32),
-                   np.ascontiguousarray(reward_model, dtype=np.float64),
-                   None if q_vector is None else np.ascontiguousarray(q_vector))
+        return cls(layout, _frozen(policy_ids), _frozen(q), _frozen(support), _frozen(next_state, np.int32),
+                   _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector))
 
     @classmethod
     def from_tables(cls, layout: Layout, tables) -> "PolicyStack":
@@ -150,7 +160,7 @@ class PolicyStack:
         values = self.q if self.q_vector is None else self.q_vector @ objective.array
         masked = np.empty(values.shape, dtype=values.dtype)
         mask_unvisited(np.ascontiguousarray(values), self.support, masked)
-        return masked
+        return _frozen(masked)
 
     def empirical_model(self, rows) -> "EmpiricalModel":
         """The empirical model of the union support of ``rows``."""

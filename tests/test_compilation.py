@@ -1,0 +1,45 @@
+"""Each kernel compiles once per process in a typical run: one Numba type per argument."""
+
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import ROOT
+
+TYPICAL_RUN = textwrap.dedent("""
+    import sys, tempfile
+    sys.path.insert(0, sys.argv[1])
+    import gymnasium, lever
+    from lever.kernels import compose as kc, world as kw, rollout as kr, training as kt
+    from lever.reproduce import CellRunner
+    # the demo's work (two layouts of the study's protocol) ...
+    for seed in (0, 1):
+        CellRunner("grid8", seed, "X1", episodes=1500, ablations=True).run()
+    env = gymnasium.make("lever/GridWorld-v0", layout="grid16", objective="path+gold")
+    env.reset()
+    env.step(0)
+    kernels = (("step", kw.step), ("train_tabular", kt.train_tabular), ("rollout_actions", kr.rollout_actions),
+               ("compose_batch_serial", kc.compose_batch_serial),
+               ("offline_rollout_batch_serial", kc.offline_rollout_batch_serial))
+    print({name: len(kernel.signatures) for name, kernel in kernels})
+    # ... then a library on disk (read-only memory maps) composed through the front door, and the env
+    root = tempfile.mkdtemp()
+    library = lever.PolicyLibrary.build(root, setting="grid8", layout_seeds=(0, 1), episodes=300, jobs=1,
+                                        progress=False)
+    for layout_id in library.layout_ids:
+        for strategy in ("targeted", "exhaustive"):
+            lever.compose(library, "path+gold", layout=layout_id, strategy=strategy)
+    print({name: len(kernel.signatures) for name, kernel in kernels})
+""")
+
+
+def test_kernels_compile_once_in_a_typical_run():
+    out = subprocess.run([sys.executable, "-c", TYPICAL_RUN, str(ROOT)], capture_output=True, text=True,
+                         check=True, timeout=600)
+    demo, with_library = (eval(line) for line in out.stdout.strip().splitlines()[-2:])
+    # The demo's work (in-memory stacks, many layouts) and the env: one signature per kernel.
+    assert demo == {"step": 1, "train_tabular": 1, "rollout_actions": 1, "compose_batch_serial": 1,
+                    "offline_rollout_batch_serial": 1}, demo
+    # A float32 library adds exactly its Q dtype to the composition kernel; its read-only memory
+    # maps reach every kernel as the same type as in-memory tables.
+    assert with_library == {**demo, "compose_batch_serial": 2}, with_library
