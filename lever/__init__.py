@@ -21,6 +21,7 @@ from .gridworld import PRESETS, GridSpec, Layout
 from .index import Candidate, PolicyIndex
 from .library import PolicyLibrary, PolicyRecord, PolicyTables
 from .objectives import COMPONENTS, RULES, Objective
+from .reproduction import Reproduction, ReproduceConfig, reproduce
 from .search import StrategyResult, compose
 from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
 from .training import BUDGETS, TrainConfig, TrainedPolicy, train
@@ -34,7 +35,7 @@ if MO_ENV_ID not in gymnasium.registry:
                        disable_env_checker=True)  # its reward is a vector by design
 
 __all__ = [
-    "ACTIONS", "BUDGETS", "COMPONENTS", "ENV_ID", "MO_ENV_ID", "MOGridWorldEnv", "RULES", "GridWorldVectorEnv", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
+    "ACTIONS", "BUDGETS", "COMPONENTS", "ENV_ID", "MO_ENV_ID", "MOGridWorldEnv", "RULES", "GridWorldVectorEnv", "Reproduction", "ReproduceConfig", "reproduce", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
     "Layout", "LeverError", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
     "rollout", "train", "__version__",
     "Candidate", "EmbeddingConfig", "PolicyIndex", "PolicyLibrary", "PolicyRecord", "PolicyTables",

@@ -11,7 +11,7 @@ TYPICAL_RUN = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import gymnasium, lever
     from lever.kernels import compose as kc, world as kw, rollout as kr, training as kt
-    from lever.reproduce import CellRunner
+    from lever.reproduction import CellRunner
     # the demo's work (two layouts of the study's protocol) ...
     for seed in (0, 1):
         CellRunner("grid8", seed, "X1", episodes=1500, ablations=True).run()

@@ -10,8 +10,8 @@ from lever import Layout, LeverError, Objective, TrainConfig
 from lever.cli import main
 from lever.errors import FileFormatError
 from lever.protocol import LIBRARY_OBJECTIVES, MODES, QUERIES
-from lever.reproduce import COLUMNS, ReproduceConfig, SnapshotLibrary, reproduce
-from lever.reproduce.cell import search
+from lever.reproduction import COLUMNS, ReproduceConfig, SnapshotLibrary, reproduce
+from lever.reproduction.cell import search
 
 
 @pytest.fixture(scope="module")

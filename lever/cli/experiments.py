@@ -98,7 +98,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_reproduction(result) -> None:
-    from ..reproduce.report import protocol_table
+    from ..reproduction.report import protocol_table
 
     print(protocol_table(result.rows))
     print(f"\n{len(result.config.cells)} cells ({result.resumed_cells} already done) in "
@@ -106,7 +106,7 @@ def _print_reproduction(result) -> None:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from ..reproduce import ReproduceConfig, reproduce
+    from ..reproduction import ReproduceConfig, reproduce
 
     config = ReproduceConfig(setting=args.grid, seeds=tuple(args.seeds), budgets=tuple(args.budgets),
                              modes=tuple(args.modes), rules=args.rules, episodes=args.episodes,
@@ -120,7 +120,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
-    from ..reproduce import ReproduceConfig, reproduce
+    from ..reproduction import ReproduceConfig, reproduce
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="lever-demo-"))
     config = ReproduceConfig(setting="grid8", seeds=(0, 1), budgets=("X1",))

@@ -17,7 +17,7 @@ BUDGET_NAMES = tuple(dict.fromkeys(name for budgets in BUDGETS.values() for name
 
 
 def add_training_setup_options(parser: argparse.ArgumentParser) -> None:
-    # What every trained policy is defined by, shared by `train` and `library build`.
+    """Add what every trained policy is defined by (grid, algorithm, gamma, seed, rules) to ``parser``."""
     parser.add_argument("--grid", default=BUILD.setting, choices=sorted(PRESETS),
                         help=f"layout setting of the study (default: {BUILD.setting})")
     parser.add_argument("--algorithm", default=BUILD.algorithm, choices=ALGORITHMS,

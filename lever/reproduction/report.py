@@ -1,7 +1,7 @@
 """The reproduction's report: the study's tables and figures with lever's numbers beside them,
 and one section per finding.
 
-Everything here reads result rows (dicts with :data:`lever.reproduce.cell.COLUMNS`)
+Everything here reads result rows (dicts with :data:`lever.reproduction.cell.COLUMNS`)
 and writes text or figures; nothing is recomputed. Means are over seeds
 (and queries where a table pools them); intervals are bootstrap 95% over
 seeds and are shown from 5 seeds on; speedups are geometric means.

@@ -1,6 +1,6 @@
-"""``lever.reproduce``: the study's protocol end to end, resumable and parallel.
+"""``lever.reproduction``: the study's protocol end to end, resumable and parallel.
 
-One cell per (layout seed, budget) (:class:`~lever.reproduce.cell.CellRunner`)
+One cell per (layout seed, budget) (:class:`~lever.reproduction.cell.CellRunner`)
 runs on the sweep's backends (local processes or Ray). Each finished cell is
 written at once, atomically, to ``OUT/cells/<seed>-<budget>.json`` with a
 checksum of its rows; a re-run of the same configuration skips them, so an
