@@ -144,7 +144,8 @@ def coverage_table(rows, experiment: str, column: str) -> str:
 
 def long_horizon_table(rows) -> str:
     """Markdown: the lever query per mode and method: lever-pull, exit rate and return."""
-    lines = ["| mode | method | γ | pulled the lever | reached exit | true return |", "|---|---|---|---|---|---|"]
+    lines = ["| mode | method | γ | pulled the lever | reached exit | true return (mean over seeds and budgets) |",
+             "|---|---|---|---|---|---|"]
     for mode in MODES:
         base = [r for r in rows if r["query"] == LONG_QUERY and r["mode"] == mode and (
             (r["experiment"] == "protocol" and (r["method"] == "scratch" or r["k"] in METHOD_K.values()))
@@ -175,14 +176,17 @@ def figure_coverage(rows, path) -> Path:
             lows.append(interval.mean - interval.low if interval.has_interval else 0)
             highs.append(interval.high - interval.mean if interval.has_interval else 0)
             dead.append(_mean(sub, "dead_end"))
-        ax.errorbar(xs, ys, yerr=[lows, highs], marker="o", capsize=3, label="true return (hybrid k=3)")
+        # Thinning levels are ordered along coverage, snapshot caps (pooled over budgets) are not: no line there.
+        ax.errorbar(xs, ys, yerr=[lows, highs], marker="o", capsize=3, label="true return (hybrid k=3)",
+                    linestyle="-" if experiment == "thinning" else "none")
         for x, y, level in zip(xs, ys, levels):
             ax.annotate(f"{level:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xlabel("union coverage of the chosen combination")
         ax.set_ylabel("mean true return")
         ax.set_title(title, fontsize=10)
         twin = ax.twinx()
-        twin.plot(xs, dead, color="tab:red", linestyle="--", marker="x", label="dead-end rate")
+        twin.plot(xs, dead, color="tab:red", linestyle="--" if experiment == "thinning" else "none", marker="x",
+                  label="dead-end rate")
         twin.set_ylim(0, 1)
         twin.set_ylabel("dead-end rate", color="tab:red")
         ax.legend(loc="lower right", fontsize=8)
