@@ -7,8 +7,9 @@ training seeds; 96 random Q tables, which often wander until the step cap),
 K = 16 canonical states, so 2,048 greedy rollouts per batch. The kernel runs
 them in one ``prange`` call. Two Python versions run on a subset of 16 of
 the same policies: plain Python (the pure-Python world rules of
-``tests/reference.py``, greedy actions, a discounted sum), and a Python
-loop that calls the compiled ``step`` (which isolates the cost of the
+``tests/reference.py``, greedy actions, a discounted sum of the reward of
+every component set, 16 per step), and a Python loop that calls the
+compiled ``step`` and ``set_rewards`` (which isolates the cost of the
 rollout loop itself). The kernel is also timed with cycle skipping off
 (``skip_cycles=False``: every looping rollout stepped to the cap, the same
 algorithm as the Python versions), so the ratio of compilation alone is
@@ -16,8 +17,6 @@ reported beside the ratio of the kernel as shipped, and on one thread (a
 figure that a busy machine disturbs less than the parallel one). Policies per second of
 each, and the ratios, are printed.
 """
-
-from dataclasses import replace
 
 import numba
 import numpy as np
@@ -27,7 +26,7 @@ from benchmarks.conftest import median_seconds
 from lever import Layout, TrainConfig, train
 from lever.embeddings import EmbeddingConfig, canonical_states, embed_policies
 from lever.kernels import constants as K
-from lever.kernels.world import step
+from lever.kernels.world import N_TERMS, set_rewards, step
 from tests.reference import all_gold, reference_greedy, reference_step, reference_world
 
 N_TRAINED_SEEDS = 8
@@ -36,18 +35,18 @@ N_PYTHON = 16
 
 
 def plain_python_successor_features(layout, q, states, gamma):
-    """ψ in plain Python: the reference world rules, one step at a time."""
+    """ψ in plain Python: the reference world rules, one step at a time, φ = every set's reward."""
     world = reference_world(layout)
-    psi = np.zeros((q.shape[0], len(states), K.N_COMPONENTS))
+    psi = np.zeros((q.shape[0], len(states), K.N_SETS))
     for p in range(q.shape[0]):
         actions = reference_greedy(q[p])
         for k, start in enumerate(states):
-            pos, gold_left, lever_on = int(start), all_gold(replace(world, start=int(start))), False
-            totals, discount = [0.0] * K.N_COMPONENTS, 1.0
+            pos, gold_left, lever_on = int(start), all_gold(world), False
+            totals, discount = [0.0] * K.N_SETS, 1.0
             for _ in range(layout.max_steps):
                 result = reference_step(world, pos, actions[pos], gold_left, lever_on)
                 pos, gold_left, lever_on = result.pos, result.gold_left, result.lever_on
-                totals = [t + discount * r for t, r in zip(totals, result.reward)]
+                totals = [t + discount * r for t, r in zip(totals, result.set_rewards)]
                 discount *= gamma
                 if result.terminated:
                     break
@@ -57,8 +56,9 @@ def plain_python_successor_features(layout, q, states, gamma):
 
 def python_loop_successor_features(layout, q, states, gamma):
     """ψ by a Python loop over policies, start states and steps, calling the compiled step."""
-    psi = np.zeros((q.shape[0], len(states), K.N_COMPONENTS))
-    reward = np.zeros(K.N_COMPONENTS)
+    psi = np.zeros((q.shape[0], len(states), K.N_SETS))
+    terms = np.zeros(N_TERMS)
+    reward = np.zeros(K.N_SETS)
     world = layout.world
     for p in range(q.shape[0]):
         actions = q[p].argmax(axis=1)
@@ -66,7 +66,8 @@ def python_loop_successor_features(layout, q, states, gamma):
             gold_taken = np.zeros(len(layout.gold), dtype=np.uint8)
             pos, lever_on, discount = int(start), 0, 1.0
             for _ in range(layout.max_steps):
-                pos, lever_on, done = step(world, pos, int(actions[pos]), gold_taken, lever_on, reward)
+                pos, lever_on, done = step(world, pos, int(actions[pos]), gold_taken, lever_on, terms)
+                set_rewards(terms, reward)
                 psi[p, k] += discount * reward
                 discount *= gamma
                 if done:

@@ -5,17 +5,18 @@ Run: ``python -m pytest benchmarks/bench_index.py --benchmark-only -s``
 Two query kinds, as :class:`lever.index.PolicyIndex` runs them, on synthetic
 vectors of the library's dimensions:
 
-* weight queries: maximum inner product over value signatures (C = 4,
-  searched as L2 over the 5-dim lifted vectors of
-  :func:`lever.index.mips_vectors`),
-  at 10³, 10⁴, 10⁵ and 10⁶ vectors;
-* similarity queries: cosine over behaviour embeddings (K·D = 16·4 = 64
+* weight queries: maximum inner product over value signatures (C = 16, one
+  return per component set, searched as L2 over the 17-dim lifted vectors
+  of :func:`lever.index.mips_vectors`), at 10³, 10⁴ and 10⁵ vectors (10⁶
+  when ``LEVER_BENCH_FULL=1``: its build takes about six minutes on two
+  cores);
+* similarity queries: cosine over behaviour embeddings (K·D = 16·16 = 256
   dims), at 10⁴ and 10⁵ vectors (10⁶ when ``LEVER_BENCH_FULL=1``: its
-  build alone takes minutes on two cores).
+  build alone takes many minutes on two cores).
 
 Graphs use M = 16, ef_construction = 100, built on every core; queries run
 one at a time on one thread with ef = max(k, 512), the library's setting.
-Isotropic random 64-dim vectors are the hardest case for a graph index
+Isotropic random 256-dim vectors are the hardest case for a graph index
 (real behaviour embeddings have far lower intrinsic dimension), so the
 similarity runs also report ef = 2048. Brute force is numpy: one
 matrix-vector product and an ``argpartition`` per query. Per-query latency
@@ -32,13 +33,15 @@ import pytest
 
 from benchmarks.conftest import median_seconds
 from lever.index import IndexParams, build_graph, mips_query, mips_vectors
+from lever.kernels.constants import N_SETS
 
 K_NEAREST = 10
 N_QUERIES = 200
 PARAMS = IndexParams(M=16, ef_construction=100, ef_min=512)
 FULL = os.environ.get("LEVER_BENCH_FULL") == "1"
-MIPS_SIZES = [1_000, 10_000, 100_000, 1_000_000]
+MIPS_SIZES = [1_000, 10_000, 100_000] + ([1_000_000] if FULL else [])
 COSINE_SIZES = [10_000, 100_000] + ([1_000_000] if FULL else [])
+EMBEDDING_DIM = 16 * N_SETS  # K = 16 canonical states, D = N_SETS
 
 
 def brute_force(vectors, queries, k):
@@ -93,25 +96,28 @@ def run_comparison(benchmark, kind, n, dim, graph, brute_vectors, graph_queries,
 @pytest.mark.parametrize("n", MIPS_SIZES)
 def test_weight_query_hnsw_vs_numpy(benchmark, n):
     rng = np.random.default_rng(n)
-    # Spread like real value signatures: returns of order ±100 per component.
-    signatures = (rng.normal(size=(n, 4)) * [100.0, 30.0, 50.0, 20.0]).astype(np.float32)
-    weights = rng.uniform(-0.2, 1.0, size=(N_QUERIES, 4)).astype(np.float32)
+    # Spread like real value signatures: returns of order ±100 per component set, some sets
+    # wider than others; the empty set (mask 0) always earns 0.
+    signatures = rng.normal(size=(n, N_SETS)) * rng.uniform(20.0, 100.0, size=N_SETS)
+    signatures[:, 0] = 0.0
+    signatures = signatures.astype(np.float32)
+    weights = rng.uniform(-0.2, 1.0, size=(N_QUERIES, N_SETS)).astype(np.float32)
     began = time.perf_counter()
     graph = build_graph(mips_vectors(signatures), "l2", params=PARAMS, threads=os.cpu_count() or 1)
     build_s = time.perf_counter() - began
     lifted_queries = np.stack([mips_query(w) for w in weights])
-    run_comparison(benchmark, "weights (MIPS)", n, 4, graph, signatures, lifted_queries, weights, build_s)
+    run_comparison(benchmark, "weights (MIPS)", n, N_SETS, graph, signatures, lifted_queries, weights, build_s)
 
 
 @pytest.mark.parametrize("n", COSINE_SIZES)
 def test_similarity_query_hnsw_vs_numpy(benchmark, n):
     rng = np.random.default_rng(n + 1)
-    embeddings = rng.normal(size=(n, 64)).astype(np.float32)
-    queries = rng.normal(size=(N_QUERIES, 64)).astype(np.float32)
+    embeddings = rng.normal(size=(n, EMBEDDING_DIM)).astype(np.float32)
+    queries = rng.normal(size=(N_QUERIES, EMBEDDING_DIM)).astype(np.float32)
     began = time.perf_counter()
     graph = build_graph(embeddings, "cosine", params=PARAMS, threads=os.cpu_count() or 1)
     build_s = time.perf_counter() - began
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     unit_queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    run_comparison(benchmark, "similarity (cosine)", n, 64, graph, unit, queries, unit_queries, build_s,
+    run_comparison(benchmark, "similarity (cosine)", n, EMBEDDING_DIM, graph, unit, queries, unit_queries, build_s,
                    extra_efs=(2048,))

@@ -27,7 +27,10 @@ from lever.search import search
 from lever.strategies import Beam, Exhaustive, Hybrid, Targeted
 
 OBJECTIVE = "path+gold+hazard"
-LAYOUT_SEEDS = (1, 6)
+#: Two of the study's main seeds under its layout sampler: on seed 0 training path+gold+hazard from
+#: scratch at X1 does not reach the exit, on seed 2 it does. (The earlier seeds 1 and 6 were chosen
+#: under the old layouts; seed 6's exit now lies two steps from the start.)
+LAYOUT_SEEDS = (0, 2)
 POOL = 20
 ALL_SUBSETS = tuple("+".join(c) for n in range(1, 5) for c in itertools.combinations(COMPONENTS, n))
 STRATEGIES = {

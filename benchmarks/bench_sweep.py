@@ -6,7 +6,7 @@ spent about 11 s (X1) to 125 s (X10) training from scratch per cell, plus
 strategy time (targeted ~0.01 s, hybrid(k=3) ~5-24 s, exhaustive ~12-166 s).
 
 ``study16`` runs one layout seed by default (42 of its 210 cells) to keep the
-benchmark near a minute on two cores; set ``LEVER_BENCH_STUDY16_SEEDS=5`` for
+benchmark near two minutes on two cores; set ``LEVER_BENCH_STUDY16_SEEDS=5`` for
 the whole preset.
 """
 

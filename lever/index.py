@@ -12,9 +12,13 @@ Maximum inner product in so few dimensions is a poor fit for hnswlib's own
 nearest neighbours in L2 (Bachrach et al., 2014): each signature x becomes
 [x, sqrt(R² − |x|²)] / R with R the largest norm of the group, a query w
 becomes [w / |w|, 0], and then |q − x'|² = 2 − 2 w·x / (|w| R), so the
-nearest points are exactly the largest inner products. Candidates found by
-a graph are re-scored exactly in float64 and ranked best first (ties by
-policy id). Queries search with ef = max(k, ef_min), ef_min = 512 by default.
+nearest points are exactly the largest inner products. Queries search with
+ef = max(k, ef_min), ef_min = 512 by default; every candidate the search
+keeps (up to ef) is re-scored exactly in float64, ranked best first, ties
+by policy id, and the first k are the answer. So policies with equal
+scores (common: many policies share a greedy route) are cut at the k-th
+place by policy id, as a brute-force ranking cuts them, whenever the
+search reached them.
 
 On disk (a directory, usually ``<library>/index``): ``manifest.json``
 (format version, parameters, groups, per-file sha256), ``policy_ids.npy``,
@@ -168,9 +172,15 @@ class PolicyIndex:
             raise LeverError(f"k={k} but {where} holds only {rows.size} policies")
         return rows
 
-    def _search(self, graph: hnswlib.Index, vector: np.ndarray, k: int) -> np.ndarray:
-        graph.set_ef(max(k, self.params.ef_min))
-        labels, _ = graph.knn_query(vector.astype(np.float32)[None], k=k, num_threads=1)
+    def _search(self, graph: hnswlib.Index, vector: np.ndarray, k: int, group_size: int) -> np.ndarray:
+        # Every candidate the search keeps (ef of them, at most the group), for exact re-scoring.
+        ef = max(k, self.params.ef_min)
+        graph.set_ef(ef)
+        query = vector.astype(np.float32)[None]
+        try:
+            labels, _ = graph.knn_query(query, k=min(ef, group_size), num_threads=1)
+        except RuntimeError:  # the search kept fewer points than asked for: take the k needed
+            labels, _ = graph.knn_query(query, k=k, num_threads=1)
         return labels[0].astype(np.int64)
 
     def _check_weights(self, weights) -> np.ndarray:
@@ -180,8 +190,9 @@ class PolicyIndex:
                              f"have {self.signature_dim} dims")
         return weights
 
-    def _ranked(self, rows: np.ndarray, scores: np.ndarray) -> list[Candidate]:
-        order = np.lexsort((self.policy_ids[rows], -scores))
+    def _ranked(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[Candidate]:
+        """The best ``k`` of ``rows`` by exact ``scores``, best first, ties by policy id."""
+        order = np.lexsort((self.policy_ids[rows], -scores))[:k]
         return [Candidate(int(self.policy_ids[rows[i]]), float(scores[i])) for i in order]
 
     def query(self, objective, k: int = 5, layout_id: str | None = None, rules: str = "study") -> list[Candidate]:
@@ -197,9 +208,10 @@ class PolicyIndex:
     def rank(self, weights: np.ndarray, k: int = 5, layout_id: str | None = None) -> list[Candidate]:
         """:meth:`query` for weights over the component sets float64 (N_SETS,), taken as given."""
         weights = self._check_weights(weights)
-        self._rows(k, layout_id)  # checks k and the layout filter before searching
-        found = self._search(self._graphs[ALL if layout_id is None else layout_id][0], mips_query(weights), k)
-        return self._ranked(found, self.signatures[found] @ weights)
+        rows = self._rows(k, layout_id)  # checks k and the layout filter before searching
+        found = self._search(self._graphs[ALL if layout_id is None else layout_id][0], mips_query(weights), k,
+                             rows.size)
+        return self._ranked(found, self.signatures[found] @ weights, k)
 
     def similar(self, embedding, k: int = 5, layout_id: str | None = None,
                 exclude: int | None = None) -> list[Candidate]:
@@ -219,13 +231,13 @@ class PolicyIndex:
         if k + extra > rows.size:
             raise LeverError(f"k={k} but only {rows.size - extra} other policies are candidates")
         graph = self._graphs[ALL if layout_id is None else layout_id][1]
-        found = self._search(graph, vector, k + extra)
+        found = self._search(graph, vector, k + extra, rows.size)
         if extra:
-            found = found[self.policy_ids[found] != exclude][:k]
+            found = found[self.policy_ids[found] != exclude]
         norms = np.linalg.norm(self.embeddings[found], axis=1) * np.linalg.norm(vector)
         dots = self.embeddings[found] @ vector
         scores = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-        return self._ranked(found, scores)
+        return self._ranked(found, scores, k)
 
     def similar_to(self, policy_id: int, k: int = 5, layout_id: str | None = None) -> list[Candidate]:
         """The ``k`` policies behaving most like policy ``policy_id`` (itself excluded)."""

@@ -99,8 +99,8 @@ class Objective:
 
     @property
     def name(self) -> str:
-        """``"path+gold"`` for unit weights, ``"path*0.5+gold"`` otherwise."""
-        return "+".join(name if w == 1 else f"{name}*{w:g}"
+        """``"path+gold"`` for unit weights, ``"path*0.5+gold"`` otherwise; :meth:`parse` reads it back exactly."""
+        return "+".join(name if w == 1 else f"{name}*{_weight_text(w)}"
                         for name, w in zip(COMPONENTS, self.weights) if w != 0)
 
     @property
@@ -134,6 +134,13 @@ class Objective:
 
     def __str__(self) -> str:
         return self.name
+
+
+def _weight_text(weight: float) -> str:
+    # The shortest text that reads back as the same float; never an exponent with "+", which
+    # would split the name (weights are bounded by MAX_WEIGHT, below repr's exponent range).
+    text = repr(float(weight))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def check_rules(rules: str) -> str:

@@ -2,8 +2,9 @@
 
 - ``offline`` (default) rolls the composed policy out through the
   combination's empirical model;
-- ``sf`` adds the members' predicted component returns w_c · ψ(start)
-  (no composition at all);
+- ``sf`` adds the members' predicted returns of their own component alone,
+  W_c · ψ(start) under the library's rules (no composition at all: a
+  heuristic, the more so under the study's rules, which are not additive);
 - ``ridge`` fits a closed-form ridge regressor from the members' ψ(start)
   to the offline score on a seeded sample and predicts the rest.
 """

@@ -30,7 +30,7 @@ class StrategyResult:
 
     ``policy_ids`` the library policies of the chosen combination (one per
     component, in component order); ``score`` the strategy's own score of it
-    (offline return, predicted w·ψ or ridge prediction); ``offline_return``
+    (offline return, predicted W·ψ(start) sum or ridge prediction); ``offline_return``
     and ``offline_end`` its offline rollout through the empirical model;
     ``true_return``, ``true_return_vector`` (C,), ``true_end``,
     ``true_steps`` its greedy rollout in the real world (reporting only);

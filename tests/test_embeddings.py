@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from lever import COMPONENTS, GridSpec, Layout, LeverError, Objective, TrainConfig, rollout, train
 from lever.embeddings import (
@@ -11,35 +12,40 @@ from lever.embeddings import (
     free_cells, predicted_returns, value_signatures,
 )
 from lever.kernels import constants as K
-from lever.kernels.world import step
+from tests.reference import all_gold, layouts, reference_step, reference_world
 
 ALL_OBJECTIVES = ["+".join(c) for n in range(1, 5) for c in itertools.combinations(COMPONENTS, n)]
 
 
 def slow_successor_features(layout, actions, states, gamma, cell_kinds):
-    """ψ by hand: one Python loop per (policy, start), stepping the world one move at a time."""
-    dim = K.N_COMPONENTS + (K.N_KINDS if cell_kinds else 0)
+    """ψ by hand, in plain Python: one loop per (policy, start), stepping the reference world rules.
+
+    φ of a step is the study's reward of every component set (16 entries, indexed
+    by mask, entry 0 = 0), then optionally a one-hot of the entered cell's kind.
+    Every rollout starts fresh: all gold on the floor, the lever off.
+    """
+    world = reference_world(layout)
+    dim = K.N_SETS + (K.N_KINDS if cell_kinds else 0)
     psi = np.zeros((len(actions), len(states), dim))
     steps = np.zeros((len(actions), len(states)), dtype=int)
     ends = [[None] * len(states) for _ in actions]
-    cells = layout.cells.ravel()
     for p, table in enumerate(actions):
         for k, start in enumerate(states):
-            gold_taken = np.zeros(len(layout.gold), dtype=np.uint8)
-            lever_on, pos, t, end = 0, int(start), 0, "step_cap"
-            reward = np.zeros(K.N_COMPONENTS)
+            pos, gold_left, lever_on, t, end = int(start), all_gold(world), False, 0, "step_cap"
             while t < layout.max_steps:
                 action = int(table[pos])
                 if action < 0:
                     end = "dead_end"
                     break
-                pos, lever_on, done = step(layout.world, pos, action, gold_taken, lever_on, reward)
-                psi[p, k, :K.N_COMPONENTS] += gamma ** t * reward
+                result = reference_step(world, pos, action, gold_left, lever_on)
+                pos, gold_left, lever_on = result.pos, result.gold_left, result.lever_on
+                for mask, reward in enumerate(result.set_rewards):
+                    psi[p, k, mask] += gamma ** t * reward
                 if cell_kinds:
-                    psi[p, k, K.N_COMPONENTS + cells[pos]] += gamma ** t
+                    psi[p, k, K.N_SETS + world.kind(pos)] += gamma ** t
                 t += 1
-                if done:
-                    end = "hazard" if cells[pos] == K.HAZARD else "exit"
+                if result.terminated:
+                    end = "hazard" if world.kind(pos) == K.HAZARD else "exit"
                     break
             steps[p, k], ends[p][k] = t, end
     return psi, steps, ends
@@ -98,6 +104,26 @@ def test_kernel_matches_slow_rollout_on_action_tables_with_dead_ends(seed):
     assert [[K.END_NAMES[e] for e in row] for row in fast.ends] == ends
 
 
+@settings(max_examples=60, deadline=None)
+@given(layout=layouts(), seed=st.integers(0, 2**32 - 1), gamma=st.sampled_from([1.0, 0.9, 0.5]),
+       cell_kinds=st.booleans(), dead_ends=st.booleans(), skip_cycles=st.booleans())
+def test_kernel_matches_slow_rollout_on_any_layout(layout, seed, gamma, cell_kinds, dead_ends, skip_cycles):
+    rng = np.random.default_rng(seed)
+    # Small integer Q values make ties common (lowest index wins); -1 entries are dead ends.
+    q = rng.integers(0, 3, size=(3, layout.n_states, K.N_ACTIONS)).astype(np.float64)
+    actions = slow_greedy(q)
+    if dead_ends:
+        actions[rng.random(actions.shape) < 0.1] = -1
+    n_states = min(4, len(free_cells(layout)))
+    config = EmbeddingConfig(n_states=n_states, gamma=gamma, cell_kinds=cell_kinds, seed=seed % 1000)
+    states = canonical_states(layout, n_states, config.seed)
+    fast = embed_policies(layout, actions if dead_ends else q, states, config, skip_cycles=skip_cycles)
+    psi, steps, ends = slow_successor_features(layout, actions, states, gamma, cell_kinds)
+    np.testing.assert_allclose(fast.psi, psi, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(fast.steps, steps)
+    assert [[K.END_NAMES[e] for e in row] for row in fast.ends] == ends
+
+
 @pytest.fixture(scope="module")
 def trained_grid8():
     layout = Layout.generate("grid8", seed=3)
@@ -118,30 +144,59 @@ def test_kernel_matches_slow_rollout_on_trained_policies(trained_grid8):
     np.testing.assert_array_equal(fast.steps, steps)
 
 
-@pytest.mark.parametrize("weights", [(1, 0, 0, 0), (0, 1, 0, 0), (1, 1, 1, 1), (0.5, -2.0, 0.25, 3.0)])
-def test_value_signature_dot_weights_is_the_greedy_return(trained_grid8, weights):
+@pytest.mark.parametrize("objective, rules", [
+    ((1, 0, 0, 0), "study"), ((0, 1, 0, 0), "study"), ((1, 1, 1, 1), "study"),
+    ((1, 0, 0, 0), "linear"), ((0, 1, 0, 0), "linear"), ((1, 1, 1, 1), "linear"),
+    ((0.5, -2.0, 0.25, 3.0), "linear"),
+])
+def test_value_signature_dot_weights_is_the_greedy_return(trained_grid8, objective, rules):
     layout, policies = trained_grid8
     rng = np.random.default_rng(7)
     q = np.concatenate([np.stack([p.q for p in policies]),
                         rng.normal(size=(10, layout.n_states, K.N_ACTIONS))])
     signatures = embed_policies(layout, q).value_signatures
-    predicted = predicted_returns(signatures, weights)
+    assert signatures.shape == (q.shape[0], K.N_SETS)
+    objective = Objective.parse(objective)
+    predicted = predicted_returns(signatures, objective, rules)
     for p in range(q.shape[0]):
-        truth = rollout(layout, q[p], Objective.parse(weights))
+        truth = rollout(layout, q[p], objective, rules)
         assert predicted[p] == pytest.approx(truth.ret, rel=1e-12, abs=1e-9)
-        np.testing.assert_allclose(signatures[p], truth.return_vector, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(signatures[p], truth.set_returns, rtol=1e-12, atol=1e-9)
+
+
+def test_value_signatures_predict_every_set_under_both_rules(trained_grid8):
+    layout, policies = trained_grid8
+    q = np.stack([p.q for p in policies[::4]])
+    signatures = embed_policies(layout, q).value_signatures
+    for spec in ALL_OBJECTIVES:
+        objective = Objective.parse(spec)
+        for rules in ("study", "linear"):
+            predicted = predicted_returns(signatures, objective, rules)
+            truth = [rollout(layout, table, objective, rules).ret for table in q]
+            np.testing.assert_allclose(predicted, truth, rtol=1e-12, atol=1e-9)
+    # The study's rules are not additive, and the signatures keep them apart: somewhere the
+    # return of a set differs from the sum of its parts' returns.
+    full = Objective.parse("path+gold+hazard+lever")
+    assert not np.allclose(predicted_returns(signatures, full, "study"),
+                           predicted_returns(signatures, full, "linear"))
+    with pytest.raises(LeverError, match="weighted"):
+        predicted_returns(signatures, Objective.parse("path+gold*0.5"))
 
 
 def test_embedding_shapes_and_layout(trained_grid8):
     layout, policies = trained_grid8
     config = EmbeddingConfig(n_states=6, cell_kinds=True)
     features = embed_policies(layout, np.stack([p.q for p in policies[:3]]), config=config)
-    assert features.psi.shape == (3, 6, K.N_COMPONENTS + K.N_KINDS)
-    assert config.embedding_dim == 6 * (K.N_COMPONENTS + K.N_KINDS)
+    assert features.psi.shape == (3, 6, K.N_SETS + K.N_KINDS)
+    assert config.feature_dim == K.N_SETS + K.N_KINDS
+    assert EmbeddingConfig().feature_dim == K.N_SETS
+    assert config.embedding_dim == 6 * (K.N_SETS + K.N_KINDS)
     np.testing.assert_array_equal(behaviour_embeddings(features.psi)[1], features.psi[1].ravel())
-    np.testing.assert_array_equal(value_signatures(features.psi), features.psi[:, 0, :K.N_COMPONENTS])
+    np.testing.assert_array_equal(value_signatures(features.psi), features.psi[:, 0, :K.N_SETS])
+    # The empty set earns nothing.
+    np.testing.assert_array_equal(features.psi[:, :, 0], 0.0)
     # Cell-kind counts sum to the number of steps taken.
-    np.testing.assert_allclose(features.psi[:, :, K.N_COMPONENTS:].sum(axis=2), features.steps)
+    np.testing.assert_allclose(features.psi[:, :, K.N_SETS:].sum(axis=2), features.steps)
 
 
 def test_canonical_states_start_first_distinct_free_and_seeded():

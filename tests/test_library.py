@@ -59,7 +59,11 @@ def test_round_trip_matches_direct_training(small_library):
             np.testing.assert_array_equal(tables.next_state[row], policy.next_state)
             np.testing.assert_array_equal(tables.reward_model[row], policy.reward_model)
             truth = rollout(layout, np.asarray(tables.q[row]), record.objective)
-            assert record.greedy_return == tuple(truth.return_vector)
+            # The study's rules are not additive, so a record keeps the return of every component
+            # set (indexed by mask) along the greedy route, not only the four single components'.
+            assert record.greedy_return == tuple(truth.set_returns)
+            assert record.greedy_return[record.objective.mask] == truth.ret
+            assert tuple(record.greedy_return[1 << c] for c in range(4)) == tuple(truth.return_vector)
         states = library.canonical_states(layout_id)
         np.testing.assert_array_equal(states, canonical_states(layout, 16, 0))
         features = embed_policies(layout, np.asarray(tables.q), states, EmbeddingConfig())
@@ -170,12 +174,40 @@ def test_other_settings_never_overwrite(small_library, tmp_path):
     ({"q_dtype": "float16"}, "q_dtype"),
     ({"episodes": 0}, "episodes"),
     ({"embedding": EmbeddingConfig(n_states=500)}, "free cells"),
+    ({"rules": "additive"}, "unknown rules"),
+    ({"objectives": ("path", "path*0.5+gold")}, "weighted"),  # the study's rules reward sets only
 ])
 def test_bad_build_input_fails_before_any_work(tmp_path, kwargs, message):
     root = tmp_path / "never"
     with pytest.raises(LeverError, match=message):
         PolicyLibrary.build(root, **{**SMALL, **kwargs})
     assert not root.exists()
+
+
+def test_linear_rules_library(small_library, tmp_path):
+    """Under linear rules a library takes weighted objectives and records returns under those rules."""
+    options = {**SMALL, "layout_seeds": (0,), "objectives": ("path", "gold*0.5+lever", "path+gold")}
+    library = PolicyLibrary.build(tmp_path / "linear", jobs=1, rules="linear", **options)
+    again = PolicyLibrary.open(library.root)
+    assert again.spec.rules == "linear" and again.records == library.records
+    assert [o.name for o in again.spec.objectives] == ["path", "gold*0.5+lever", "path+gold"]
+    layout_id = again.layout_ids[0]
+    layout = again.layout(layout_id)
+    tables = again.tables(layout_id)
+    config = TrainConfig.from_budget("X1", "grid8", episodes=300, vector_q=True, rules="linear")
+    for row, record in enumerate(again.records_for(layout_id)):
+        policy = train(layout, record.objective, config)
+        np.testing.assert_array_equal(tables.q[row], policy.q.astype(np.float32))
+        truth = rollout(layout, np.asarray(tables.q[row]), record.objective, rules="linear")
+        assert record.greedy_return == tuple(truth.set_returns)
+        # Linear rules: the objective's return is w · (single-component returns), exactly.
+        signature = np.asarray(record.greedy_return)
+        assert signature @ record.objective.set_weights("linear") == pytest.approx(truth.ret, abs=1e-9)
+    # The rules are part of the spec: a build with the other rules never reuses this one.
+    with pytest.raises(LeverError, match="other settings"):
+        PolicyLibrary.build(library.root, jobs=1, rules="study", **{**options, "objectives": ("path",)})
+    with pytest.raises(LeverError, match="other settings"):
+        PolicyLibrary.build(small_library.root, jobs=1, rules="linear", **SMALL)
 
 
 def _rewrite_manifest(root: Path, change) -> None:
@@ -262,7 +294,9 @@ def test_index_is_persisted_and_answers_like_brute_force(small_library):
     index = PolicyLibrary.open(small_library.root).index()
     signatures = small_library.value_signatures()
     for objective in ("path", "path+gold", "gold+lever", "path+gold+hazard+lever"):
-        w = Objective.parse(objective).array
+        # Signatures are returns of the 16 component sets; under the study's rules an objective's
+        # predicted return is its set's entry (set weights W, one-hot), not w · (single returns).
+        w = Objective.parse(objective).set_weights("study")
         expected = sorted(range(len(signatures)), key=lambda i: (-(signatures[i] @ w), i))[:4]
         assert [c.policy_id for c in index.query(objective, 4)] == expected
         for layout_id in small_library.layout_ids:

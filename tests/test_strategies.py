@@ -41,9 +41,11 @@ def test_candidates_are_relevant_and_ranked(prepared):
         for c, rows, scores in zip((0, 1, 2), candidates.rows, candidates.scores):
             assert all(prep.objectives[r].weights[c] != 0 for r in rows)
             assert np.all(np.diff(scores) <= 0)
-            # every policy trained on the component is a candidate, ranked by w_c ψ_c(start)
+            # every policy trained on the component is a candidate, ranked by w_c ψ_c(start):
+            # signatures hold the return of each component set (indexed by mask), and under the
+            # study's rules the component alone is the one-component set {c}, mask 1 << c.
             assert rows.size == sum(o.weights[c] != 0 for o in prep.objectives)
-            np.testing.assert_allclose(scores, prep.signatures[rows, c])
+            np.testing.assert_allclose(scores, prep.signatures[rows, 1 << c])
 
 
 def test_strategy_scores_are_nested(prepared):
@@ -107,7 +109,8 @@ def test_sf_and_ridge_scorings(prepared):
     prep = prepared[1]
     candidates = retrieve(prep, Objective.parse("path+gold+hazard"))
     combos = grid(candidates.prefix(3))
-    predicted = sum(prep.signatures[combos[:, j], c] for j, c in enumerate((0, 1, 2)))
+    # sf adds each member's predicted return of its own component, ψ_{c}(start) (set mask 1 << c).
+    predicted = sum(prep.signatures[combos[:, j], 1 << c] for j, c in enumerate((0, 1, 2)))
     sf = search(prep, "path+gold+hazard", Hybrid(3), scoring="sf")
     assert sf.score == pytest.approx(predicted.max())
     assert sf.scoring == "sf" and sf.composition_s < 1.0
@@ -196,3 +199,25 @@ def test_compose_parses_the_objective_once(library, monkeypatch):
     compose(library, "path+gold+hazard", layout=library.layout_ids[0], strategy="beam", plan=True,
             scoring="ridge")
     assert [c for c in callers if c not in ("lever.evaluation", "lever.objectives")] == ["lever.search"]
+
+
+def test_weighted_objectives_need_a_linear_rules_library(library, tmp_path):
+    # The study's rules reward sets of components only: a weighted objective is refused, by name.
+    with pytest.raises(LeverError, match="weighted"):
+        compose(library, "path+gold*0.5", layout=library.layout_ids[0])
+    linear = PolicyLibrary.build(tmp_path / "linear", setting="grid8", episodes=600, jobs=1, progress=False,
+                                 objectives=("path", "gold", "hazard", "lever"), rules="linear")
+    prep = prepare_layout(linear)
+    assert prep.rules == "linear"
+    objective = Objective.parse("path+gold*0.5+hazard*2")
+    candidates = retrieve(prep, objective)
+    for c, rows, scores in zip((0, 1, 2), candidates.rows, candidates.scores):
+        # Linear rules: a component's query is w_c on its own set, so the score is w_c ψ_{c}(start).
+        np.testing.assert_allclose(scores, objective.weights[c] * prep.signatures[rows, 1 << c])
+    result = compose(linear, objective, strategy="exhaustive")
+    truth = lever.rollout(prep.layout, result.policy.actions, objective, rules="linear")
+    assert (result.true_return, result.true_end) == (truth.ret, truth.end)
+    # ... and the return is w · r of the single components' returns along the route.
+    assert result.true_return == pytest.approx(objective.array @ np.array(result.true_return_vector), abs=1e-9)
+    targeted = search(prep, objective, Targeted())
+    assert targeted.offline_return <= result.offline_return

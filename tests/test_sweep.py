@@ -23,8 +23,8 @@ from lever.library import PolicyLibrary
 from lever.strategies import STRATEGIES, StrategySpec
 from lever.search import StrategyResult
 from lever.sweep import (
-    RECORD_COLUMNS, TIMING_COLUMNS, SweepConfig, SweepRow, expand_composites, library_root, read_table,
-    run_sweep,
+    RECORD_COLUMNS, TIMING_COLUMNS, Cell, SweepConfig, SweepRow, expand_composites, library_root, read_table,
+    run_cell, run_sweep,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,7 @@ def test_rows_are_the_real_computation(tiny_sweep):
         spec = StrategySpec.parse(row.strategy)
         if row.strategy == "targeted":
             policy = train(layout, row.composite, config.train_config("grid8", "X1", config.scratch_seed))
-            assert row.scratch_return == rollout(layout, policy, row.composite).ret
+            assert row.scratch_return == rollout(layout, policy, row.composite, rules=config.rules).ret
         size = STRATEGIES[spec.name].size
         options = {size: spec.param} if size else {}
         result = compose(library, row.composite, layout=layout.id, strategy=spec.name, plan=row.planning,
@@ -265,10 +265,41 @@ def test_ray_backend_gives_the_process_table(tiny_sweep, tmp_path):
     (dict(operator="min"), "unknown operator"),
     (dict(episodes=0), "episodes"),
     (dict(library_objectives=("path", "gold")), "do not cover"),
+    (dict(rules="additive"), "unknown rules"),
+    (dict(composites=("path+gold*0.5",)), "weighted.*rules=\"linear\""),  # the study's rules reward sets only
+    (dict(library_objectives=("path", "gold*2", "hazard", "lever")), "weighted"),
 ])
 def test_bad_config_is_a_clear_error(overrides, message):
     with pytest.raises(LeverError, match=message):
         tiny(**overrides)
+
+
+def test_linear_rules_sweep_runs_weighted_composites(tiny_sweep, tmp_path):
+    """rules="linear" reaches the config file, the libraries, the baseline and every search."""
+    config = tiny(composites=("path+gold*0.5", "path+hazard+lever"), rules="linear", planning=False,
+                  strategies=("targeted", "exhaustive"))
+    assert config.composites == ("path+gold*0.5", "path+hazard+lever") and tiny(rules="linear").hash != tiny().hash
+    assert [cell.key for cell in config.cells()] == ["grid8_X1_s0_path+goldx0.5", "grid8_X1_s0_path+hazard+lever"]
+    result = run_sweep(config, tmp_path / "linear", jobs=1, progress=False)
+    manifest = json.loads((result.out / "sweep.json").read_text())
+    assert manifest["config"]["rules"] == "linear" and SweepConfig.from_dict(manifest["config"]) == config
+    library = PolicyLibrary.open(library_root(result.out, "grid8", 0, "X1"))
+    assert library.spec.rules == "linear"
+    layout = Layout.generate("grid8", seed=0)
+    assert len(result.rows) == 2 * 2
+    for row in result.rows:
+        assert row.n_components == (2 if row.composite == "path+gold*0.5" else 3)
+        assert row.long_horizon == (row.composite == "path+hazard+lever")
+        policy = train(layout, row.composite, config.train_config("grid8", "X1", config.scratch_seed))
+        assert policy.config.rules == "linear"
+        assert row.scratch_return == rollout(layout, policy, row.composite, rules="linear").ret
+        found = compose(library, row.composite, layout=layout.id, strategy=StrategySpec.parse(row.strategy).name)
+        assert (row.true_return, row.offline_return) == (found.true_return, found.offline_return)
+        assert row.policy_ids == ";".join(map(str, found.policy_ids))
+    # A cell never runs against a library trained under other rules.
+    study_root = library_root(tiny_sweep.out, "grid8", 0, "X1")
+    with pytest.raises(LeverError, match="study rules"):
+        run_cell(config, Cell("grid8", "X1", 0, "path+gold*0.5"), str(study_root))
 
 
 def test_composite_groups_expand():
@@ -276,6 +307,9 @@ def test_composite_groups_expand():
                                              "gold+lever", "hazard+lever")
     assert len(expand_composites(["single", "double", "triple", "full"])) == 15
     assert expand_composites(["gold+path", "path+gold"]) == ("path+gold",)
+    assert expand_composites(["gold*0.5+path", "path+gold"], rules="linear") == ("path+gold*0.5", "path+gold")
+    with pytest.raises(LeverError, match="weighted"):
+        expand_composites(["gold*0.5+path"])
     assert len(SweepConfig.preset("study16").cells()) == 5 * 3 * 14
 
 

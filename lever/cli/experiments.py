@@ -36,6 +36,9 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategies", nargs="+",
                         help=f"{forms} (default: {' '.join(DEFAULT_LABELS)})")
     parser.add_argument("--operator", choices=OPERATORS, help="composition operator (default: sum)")
+    parser.add_argument("--rules", choices=RULES, default=None,
+                        help="reward rules of libraries, baseline and searches: study (composites are sets) "
+                             "or linear (weighted composites, w·r) (default: study)")
     parser.add_argument("--gamma", type=float, help="discount of library and baseline (default: 0)")
     parser.add_argument("--planning", action=argparse.BooleanOptionalAction, default=None,
                         help="also run every strategy with planning on the support")
@@ -59,7 +62,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from ..sweep import SweepConfig, run_sweep
 
     fields = ("settings", "budgets", "layout_seeds", "composites", "strategies", "operator", "gamma",
-              "planning", "episodes")
+              "planning", "episodes", "rules")
     overrides = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
     config = SweepConfig.preset(args.preset, **overrides) if args.preset else SweepConfig(**overrides)
     try:

@@ -37,7 +37,7 @@ def _cmd_library_info(args: argparse.Namespace) -> int:
     print(f"library {library.root}: {len(library)} policies, {len(library.layout_ids)} layouts, "
           f"{library.nbytes() / 1e6:.2f} MB")
     print(f"setting {spec.setting}, budgets {', '.join(spec.budgets)}, algorithm {spec.algorithm}, "
-          f"gamma {spec.gamma}, train seed {spec.train_seed}, Q {spec.q_dtype}"
+          f"gamma {spec.gamma}, rules {spec.rules}, train seed {spec.train_seed}, Q {spec.q_dtype}"
           + (f", {spec.episodes} episodes" if spec.episodes else ""))
     print(f"objectives: {', '.join(o.name for o in spec.objectives)}")
     print(f"embedding: {spec.embedding.n_states} canonical states, gamma {spec.embedding.gamma}, "
@@ -64,7 +64,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     library = PolicyLibrary.open(args.directory)
     objective = Objective.parse(args.objective)
     layout_id = _chosen_layout(library, args)
-    candidates = library.index().query(objective, args.k, layout_id=layout_id)
+    candidates = library.index().query(objective, args.k, layout_id=layout_id, rules=library.spec.rules)
     print(f"top {len(candidates)} policies for {objective} (predicted return w·psi(start)):")
     print(f"{'rank':>4} {'id':>6} {'predicted':>10}  {'layout':12} {'seed':>4} {'budget':6} objective")
     for rank, candidate in enumerate(candidates, 1):

@@ -98,19 +98,22 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
                   budgets=DEFAULTS.budgets, objectives=DEFAULTS.objectives, algorithm: str = DEFAULTS.algorithm,
                   gamma: float = DEFAULTS.gamma, train_seed: int = DEFAULTS.train_seed, jobs: int | None = None,
                   progress: bool = True, episodes: int | None = DEFAULTS.episodes, q_dtype: str = DEFAULTS.q_dtype,
-                  embedding: EmbeddingConfig | None = None,
+                  embedding: EmbeddingConfig | None = None, rules: str = DEFAULTS.rules,
                   on_policy: Callable[[BuildEvent], None] | None = None) -> PolicyLibrary:
     """Train every objective × budget × layout seed and save the library at ``root``.
 
     ``jobs`` worker processes (default: every core; 1 trains in this
-    process); ``episodes`` overrides the budgets' episode count;
+    process); ``episodes`` overrides the budgets' episode count; ``rules``
+    the rule set the policies are trained under (``"study"``, where every
+    objective is a set of components, or ``"linear"``, which also takes
+    weighted objectives);
     ``on_policy`` is called in this process after each policy is staged.
     Resumes an interrupted build of the same spec; if ``root`` already
     holds a finished library of the same spec it is opened, of another
     spec it is an error. Also ``PolicyLibrary.build``.
     """
     spec = BuildSpec(setting, tuple(layout_seeds), tuple(budgets), tuple(objectives), algorithm, float(gamma),
-                     int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig())
+                     int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules)
     if jobs is not None and jobs < 1:
         raise LeverError(f"jobs must be >= 1, got {jobs}")
     root = Path(root)

@@ -1,6 +1,6 @@
 """The policy library on disk: its format, the checks made on opening, and read access.
 
-Directory format (``LIBRARY_VERSION`` 1)::
+Directory format (``LIBRARY_VERSION`` 2)::
 
     ROOT/manifest.json                 format, version, build spec, layouts, records,
                                        and per file: sha256, bytes, shape, dtype
@@ -261,7 +261,7 @@ class PolicyLibrary:
         return self.records[int(policy_id)]
 
     def value_signatures(self) -> np.ndarray:
-        """ψ(start) of every policy in id order, float64 (N, C)."""
+        """ψ(start) over the component sets of every policy in id order, float64 (N, N_SETS)."""
         return np.concatenate([value_signatures(self._arrays[x]["psi"]) for x in self.layout_ids])
 
     def behaviour_embeddings(self) -> np.ndarray:

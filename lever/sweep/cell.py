@@ -3,7 +3,8 @@
 For a cell the sweep opens the policy library of (setting, layout seed,
 budget), building it first if needed; trains the composite from scratch
 with the same budget (timed); and runs every strategy, optionally again
-with planning on the support (timed). These are plain module-level
+with planning on the support (timed). Library, baseline and searches all
+use the sweep's reward rules. These are plain module-level
 functions so that both the process pool and Ray ship them by reference.
 """
 
@@ -76,7 +77,7 @@ def build_cell_library(config: SweepConfig, setting: str, layout_seed: int, budg
     """Build (or finish building) the library of one (setting, layout seed, budget) at ``root``; returns ``root``."""
     options = dict(setting=setting, layout_seeds=(layout_seed,), budgets=(budget,),
                    objectives=config.library_objectives, algorithm=config.algorithm, gamma=config.gamma,
-                   train_seed=config.train_seed, jobs=1, progress=False)
+                   train_seed=config.train_seed, rules=config.rules, jobs=1, progress=False)
     if config.episodes is not None:
         options["episodes"] = config.episodes
     PolicyLibrary.build(root, **options)
@@ -93,6 +94,9 @@ def run_cell(config: SweepConfig, cell: Cell, root: str) -> CellResult:
     layout = Layout.generate(cell.setting, seed=cell.layout_seed)
     if layout.id not in library.layout_ids:
         raise LeverError(f"library {root} does not hold layout {cell.setting} seed {cell.layout_seed}")
+    if library.spec.rules != config.rules:
+        raise LeverError(f"library {root} was trained under the {library.spec.rules} rules, the sweep "
+                         f"uses the {config.rules} rules")
     objective = Objective.parse(cell.composite)
     scratch_return, scratch_end, scratch_s, episodes = _scratch_baseline(config, cell, layout, objective)
     prepared = prepare_layout(library, layout.id)
@@ -119,7 +123,7 @@ def _scratch_baseline(config: SweepConfig, cell: Cell, layout: Layout,
     train_config = config.train_config(cell.setting, cell.budget, config.scratch_seed)
     train(layout, objective, replace(train_config, episodes=1))  # compile or load the kernel untimed
     policy = train(layout, objective, train_config)
-    result = rollout(layout, policy, objective)
+    result = rollout(layout, policy, objective, config.rules)
     return result.ret, result.end, policy.wall_time, train_config.episodes
 
 

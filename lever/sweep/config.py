@@ -4,7 +4,9 @@ A config crosses grid settings, budgets, layout seeds and composite
 objectives; each combination is a :class:`Cell`. Composites are written as
 components joined by ``+`` or as group keywords (:data:`COMPOSITE_GROUPS`);
 strategies as labels of :class:`lever.strategies.StrategySpec`
-(``hybrid:3``).
+(``hybrid:3``). Under the study's rules (the default) every composite is a
+set of components; weighted composites (``path+gold*0.5``) need lever's
+linear rules (``rules="linear"``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Iterable
 from ..compose import OPERATORS
 from ..errors import LeverError, check_choice
 from ..gridworld import PRESETS
-from ..objectives import COMPONENTS, Objective
+from ..objectives import COMPONENTS, Objective, check_rules
 from ..strategies import DEFAULT_LABELS, StrategySpec
 from ..training import ALGORITHMS, BUDGETS, TrainConfig
 
@@ -30,11 +32,14 @@ STUDY_LIBRARY = ("path", "gold", "hazard", "lever", "hazard+lever", "path+gold",
                  "path+gold+hazard+lever")
 
 
-def expand_composites(specs: Iterable[str]) -> tuple[str, ...]:
+def expand_composites(specs: Iterable[str], rules: str = "study") -> tuple[str, ...]:
     """Canonical composite names from names and group keywords (``single``, ``double``, ``triple``, ``full``).
 
-    Order is kept and duplicates are dropped; an unknown component is a :class:`LeverError`.
+    Order is kept and duplicates are dropped; an unknown component is a
+    :class:`LeverError`, and so is a weighted composite (``path+gold*0.5``)
+    unless ``rules`` is ``"linear"``: the study's rules reward sets of components only.
     """
+    check_rules(rules)
     names: list[str] = []
     for spec in specs:
         spec = str(spec).strip()
@@ -47,8 +52,9 @@ def expand_composites(specs: Iterable[str]) -> tuple[str, ...]:
         except LeverError as exc:
             raise LeverError(f"unknown composite {spec!r} ({exc}); use components joined by '+' "
                              f"or one of {', '.join(COMPOSITE_GROUPS)}") from None
-        if any(w not in (0.0, 1.0) for w in objective.weights):
-            raise LeverError(f"composite {spec!r}: sweeps use unit weights (components joined by '+')")
+        if rules == "study" and not objective.is_set:
+            raise LeverError(f"composite {spec!r} is weighted; the study's rules reward sets of components "
+                             f"only (components joined by '+'): weighted composites need rules=\"linear\"")
         names.append(objective.name)
     return tuple(dict.fromkeys(names))
 
@@ -64,8 +70,9 @@ class Cell:
 
     @property
     def key(self) -> str:
-        """File-name-safe unique name, e.g. ``grid16_X1_s3_path+gold``."""
-        return f"{self.setting}_{self.budget}_s{self.layout_seed}_{self.composite}"
+        """File-name-safe unique name, e.g. ``grid16_X1_s3_path+gold`` (a weight's ``*`` is written ``x``:
+        ``grid16_X1_s3_path+goldx0.5``)."""
+        return f"{self.setting}_{self.budget}_s{self.layout_seed}_{self.composite.replace('*', 'x')}"
 
     @property
     def library_key(self) -> tuple[str, int, str]:
@@ -83,7 +90,9 @@ class SweepConfig:
     pair, ``"triple"``, ``"full"``, ``"single"``), expanded on construction;
     ``strategies`` as in :class:`StrategySpec`; ``operator`` ``"sum"`` or
     ``"max"``; ``gamma`` for the library and the baseline alike (0 = the
-    support-limited regime); ``planning`` also runs every strategy with
+    support-limited regime); ``rules`` the reward rules of the libraries, the
+    baseline and the searches alike (``"study"``, or ``"linear"``, which
+    weighted composites need); ``planning`` also runs every strategy with
     planning on the support; ``library_objectives`` what each library holds
     (default: the study's eight objectives, so a composite may itself be in
     the library, as in the study); ``train_seed`` seeds the library, ``scratch_seed`` the from-scratch run.
@@ -106,6 +115,7 @@ class SweepConfig:
     scratch_seed: int = 1
     episodes: int | None = None
     timing_repeats: int = 3
+    rules: str = "study"
 
     def __post_init__(self):
         for name in ("settings", "budgets", "layout_seeds", "composites", "strategies", "library_objectives"):
@@ -113,6 +123,7 @@ class SweepConfig:
             if isinstance(value, (str, int)):
                 value = (value,)
             object.__setattr__(self, name, tuple(value))
+        check_rules(self.rules)
         self._check_grid()
         self._check_objectives()
         if not self.strategies:
@@ -150,12 +161,12 @@ class SweepConfig:
         """Composites and library objectives in canonical form; the library covers every composite."""
         if not self.composites:
             raise LeverError("a sweep needs at least one composite")
-        object.__setattr__(self, "composites", expand_composites(self.composites))
-        library = expand_composites(self.library_objectives)
+        object.__setattr__(self, "composites", expand_composites(self.composites, self.rules))
+        library = expand_composites(self.library_objectives, self.rules)
         object.__setattr__(self, "library_objectives", library)
-        held = {c for name in library for c in name.split("+")}
+        held = {c for name in library for c in Objective.parse(name).components}
         for composite in self.composites:
-            missing = [c for c in composite.split("+") if c not in held]
+            missing = [c for c in Objective.parse(composite).components if c not in held]
             if missing:
                 raise LeverError(f"composite {composite!r} needs component(s) {missing} that the library "
                                  f"objectives {list(library)} do not cover")
@@ -196,7 +207,7 @@ class SweepConfig:
 
     def train_config(self, setting: str, budget: str, seed: int) -> TrainConfig:
         """The training configuration of the library and the baseline for one setting and budget."""
-        overrides = {"algorithm": self.algorithm, "gamma": self.gamma, "seed": seed}
+        overrides = {"algorithm": self.algorithm, "gamma": self.gamma, "seed": seed, "rules": self.rules}
         if self.episodes is not None:
             overrides["episodes"] = self.episodes
         return TrainConfig.from_budget(budget, setting, **overrides)

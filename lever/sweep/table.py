@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..errors import FileFormatError
 from ..fileio import atomic_write
+from ..objectives import Objective
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cell import CellResult
@@ -107,7 +108,7 @@ def speedup(scratch_s: float, search_s: float) -> float:
 def rows_of(result: "CellResult") -> list[SweepRow]:
     """The table lines of one cell, in strategy order (without planning first)."""
     cell = result.cell
-    components = cell.composite.split("+")
+    components = Objective.parse(cell.composite).components  # a weighted composite's names too
     rows = []
     for run in result.runs:
         record = {name: getattr(run.result, name) for name in RECORD_COLUMNS}
