@@ -38,17 +38,26 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
                         help="composite objective, e.g. path+gold+hazard (default: path)")
     parser.add_argument("--budget", default=BUDGET_NAMES[0], choices=BUDGET_NAMES,
                         help=f"training budget of the study (default: {BUDGET_NAMES[0]})")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="override the budget's episode count (default: the budget's)")
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _train_from_args(args: argparse.Namespace, figure: str | None):
+    # The one policy both commands train and roll out; a bad figure name fails before training.
+    _check_figure_path(figure)
     layout = Layout.generate(args.grid, seed=args.seed)
     overrides = {"episodes": args.episodes} if args.episodes else {}
     config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm,
                                      gamma=args.gamma, seed=args.train_seed, rules=args.rules, **overrides)
     policy = train(layout, args.objective, config)
     result = rollout(layout, policy, args.objective, args.rules, record_path=True)
-    if args.show:
-        _save_figure(args.show, layout, policy, result, config)
+    if figure:
+        _save_figure(figure, layout, policy, result, config)
+    return layout, config, policy, result
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    layout, config, policy, result = _train_from_args(args, args.show)
     if args.json:
         print(json.dumps({"layout_id": layout.id, "grid": args.grid, "seed": args.seed,
                           "objective": policy.objective.name, "rules": args.rules, "episodes": config.episodes,
@@ -78,6 +87,7 @@ def _save_figure(path: str, layout: Layout, policy, result, config: TrainConfig)
 
 
 def _check_figure_path(path: str | None) -> None:
+    """LeverError unless ``path`` (if given) names a PNG, SVG or PDF file."""
     from pathlib import Path
 
     from ..show import FIGURE_FORMATS
@@ -86,41 +96,25 @@ def _check_figure_path(path: str | None) -> None:
         raise LeverError(f"figure file must end in one of {', '.join(FIGURE_FORMATS)}, got {path!r}")
 
 
-def _cmd_train_checked(args: argparse.Namespace) -> int:
-    _check_figure_path(args.show)
-    return _cmd_train(args)
-
-
 def add_commands(sub) -> None:
     """Register ``train`` and ``show``."""
     train_cmd = sub.add_parser(
         "train", help="train one objective on one layout and roll it out",
         epilog="example: lever train --grid grid16 --seed 0 --objective path+gold --show policy.png")
     _add_train_options(train_cmd)
-    train_cmd.add_argument("--episodes", type=int, default=None,
-                           help="override the budget's episode count (default: the budget's)")
     train_cmd.add_argument("--show", default=None, metavar="FILE",
                            help="also draw the policy (arrows, support, route) to FILE (.png, .svg, .pdf)")
     train_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
-    train_cmd.set_defaults(func=_cmd_train_checked)
+    train_cmd.set_defaults(func=_cmd_train)
 
     show = sub.add_parser(
         "show", help="train one objective on one layout and draw the policy to an image",
         epilog="example: lever show --grid grid8 --seed 0 --objective path+gold --out policy.svg")
     _add_train_options(show)
-    show.add_argument("--episodes", type=int, default=None,
-                      help="override the budget's episode count (default: the budget's)")
     show.add_argument("--out", required=True, help="image file; .png, .svg or .pdf picks the format")
     show.set_defaults(func=_cmd_show)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    _check_figure_path(args.out)
-    layout = Layout.generate(args.grid, seed=args.seed)
-    overrides = {"episodes": args.episodes} if args.episodes else {}
-    config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm, gamma=args.gamma,
-                                     seed=args.train_seed, rules=args.rules, **overrides)
-    policy = train(layout, args.objective, config)
-    _save_figure(args.out, layout, policy, rollout(layout, policy, args.objective, args.rules, record_path=True),
-                 config)
+    _train_from_args(args, args.out)
     return 0
