@@ -3,7 +3,7 @@
 By default grid8 (5 seeds × X1, X5, X10); ``LEVER_BENCH_FULL=1`` runs the
 grid16 reproduction of README (5 seeds × 3 budgets; target ≤ 10 minutes on
 2 cores). The study's compute for the same protocol is estimated from its
-published times (DESIGN.md §6, first release): per cell, 8 library policies
+published times (first release): per cell, 8 library policies
 and one scratch run per query at its per-policy training time, plus each
 mode's targeted, hybrid and exhaustive times (without its language-model
 decomposition) for each of the mode's queries.

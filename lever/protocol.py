@@ -1,6 +1,6 @@
 """The study's experimental protocol as data and small pure functions.
 
-This module pins down what "reproduce the study" means (DESIGN.md section 5):
+This module pins down what "reproduce the study" means:
 which objectives a policy library holds, which composite queries are asked
 and how each is decomposed into sub-queries, how many candidates each
 strategy draws per sub-query, when training snapshots are taken and which of
@@ -127,7 +127,7 @@ class Query:
         return len(self.subqueries)
 
 
-#: The study's full query table (DESIGN.md section 5), in a fixed order: mode, then query.
+#: The study's full query table, in a fixed order: mode, then query.
 QUERIES: tuple[Query, ...] = (
     Query("trivial", "path+gold", ("path", "gold")),
     Query("trivial", "path+gold+hazard", ("path", "gold", "hazard")),
@@ -233,7 +233,7 @@ def select_snapshots(episodes: Sequence[int] | np.ndarray,
 
     The count is 3 + round(0.6 * (n - 3)) for n ≥ 3 candidates: 7 of 10
     candidates (X1: snapshots 1000..9000 plus the final table), 31 of 50 (X5)
-    and 61 of 100 (X10). DESIGN.md's "about 6, 31 and 61" matches X5 and X10
+    and 61 of 100 (X10). The study's "about 6, 31 and 61" matches X5 and X10
     exactly; at X1 this rule keeps 7, and we keep the rule rather than special-
     casing one budget.
     """

@@ -1,7 +1,7 @@
 """The study's published numbers, the reference to set beside lever's, and its figures.
 
 ``lever/data/study_published.json`` holds the result tables of the LEVER
-study's public code (DESIGN.md section 6): per setting, budget and mode (and
+study's public code: per setting, budget and mode (and
 per query) the mean return and time of scratch training and of the targeted,
 hybrid and exhaustive reuse strategies, plus the hybrid-k sweep.
 
@@ -166,7 +166,7 @@ class Published:
 
         Each value is the unweighted mean over the three modes (not weighted
         by runs). With ``include_decomposition`` (the default, and how the
-        study's figures and DESIGN.md section 6 count it) the mode mean of
+        study's figures count it) the mode mean of
         ``decomp_time`` is added to the time of targeted, hybrid and
         exhaustive; scratch time is training alone either way. Budgets and
         methods appear in file order and :data:`lever.protocol.METHODS` order.

@@ -12,8 +12,8 @@ from lever.published import (
     PUBLISHED_LABEL, TABLE_FIELDS, Published, figure_k_sweep, figure_methods, load_published,
 )
 
-#: DESIGN.md section 6: budget -> method -> (mean return, mean time in s), to 0.1.
-DESIGN_TABLE = {
+#: The study's summary table (mean over its 5 seeds and 3 modes): budget -> method -> (mean return, mean time in s), to 0.1.
+STUDY_SUMMARY = {
     "X1": {"scratch": (198.2, 10.9), "targeted": (179.5, 17.3),
            "hybrid": (195.7, 28.3), "exhaustive": (192.9, 81.2)},
     "X5": {"scratch": (225.6, 63.8), "targeted": (179.5, 9.7),
@@ -70,7 +70,7 @@ def test_mode_rows_are_the_mean_of_their_query_rows(setting):
 def test_method_means_reproduce_design_section_6():
     means = load_published().method_means("grid16-dense")
     assert list(means) == ["X1", "X5", "X10"]
-    for budget, per_method in DESIGN_TABLE.items():
+    for budget, per_method in STUDY_SUMMARY.items():
         assert list(means[budget]) == list(METHODS)
         for method, (reward, time_s) in per_method.items():
             got_reward, got_time = means[budget][method]
