@@ -34,6 +34,8 @@ _CHAR_KINDS = {c: k for k, c in KIND_CHARS.items()}
 
 LAYOUT_FORMAT = "lever-layout"
 LAYOUT_VERSION = 1
+#: Largest grid lever builds (cells); the study's largest is 32×32.
+MAX_CELLS = 1 << 20
 #: Checked draws of the sampler before it takes one unchecked.
 MAX_DRAWS = 200
 
@@ -77,6 +79,9 @@ class GridSpec:
                     raise LeverError(f"{name} {cell} lies outside the {self.height}×{self.width} grid")
         if self.start is not None and self.start == self.exit:
             raise LeverError(f"start and exit are the same cell {self.start}")
+        if self.height * self.width > MAX_CELLS:
+            raise LeverError(f"a {self.height}×{self.width} grid has {self.height * self.width:,} cells; lever's "
+                             f"tabular world takes at most {MAX_CELLS:,} (1024×1024)")
         # A layout's arrays: the gold distance table (S, G) int32 dominates, plus BFS maps and moves.
         check_memory(self.height * self.width * (4 * self.n_gold + 48), f"a {self.height}×{self.width} grid "
                      f"with {self.n_gold} gold")
@@ -245,6 +250,8 @@ class Layout:
     @classmethod
     def from_text(cls, text: str, spec: GridSpec | None = None) -> "Layout":
         """Parse the text form; raises :class:`LeverError` on ragged rows or unknown characters."""
+        if not isinstance(text, str):
+            raise LeverError(f"layout text must be a str, got {type(text).__name__}")
         rows = [line.strip() for line in text.strip().splitlines() if line.strip()]
         if not rows:
             raise LeverError("layout text is empty")

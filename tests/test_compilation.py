@@ -1,5 +1,6 @@
 """Each kernel compiles once per process in a typical run: one Numba type per argument."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -33,9 +34,11 @@ TYPICAL_RUN = textwrap.dedent("""
 """)
 
 
-def test_kernels_compile_once_in_a_typical_run():
+def test_kernels_compile_once_in_a_typical_run(tmp_path):
+    # A cold cache: compiling a caller also compiles the kernels it calls, for the types it passes.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     out = subprocess.run([sys.executable, "-c", TYPICAL_RUN, str(ROOT)], capture_output=True, text=True,
-                         check=True, timeout=600)
+                         check=True, timeout=900, env=env)
     demo, with_library = (eval(line) for line in out.stdout.strip().splitlines()[-2:])
     # The demo's work (in-memory stacks, many layouts) and the env: one signature per kernel.
     assert demo == {"step": 1, "train_tabular": 1, "rollout_actions": 1, "compose_batch_serial": 1,

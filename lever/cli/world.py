@@ -46,7 +46,7 @@ def _train_from_args(args: argparse.Namespace, figure: str | None):
     # The one policy both commands train and roll out; a bad figure name fails before training.
     _check_figure_path(figure)
     layout = Layout.generate(args.grid, seed=args.seed)
-    overrides = {"episodes": args.episodes} if args.episodes else {}
+    overrides = {"episodes": args.episodes} if args.episodes is not None else {}
     config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm,
                                      gamma=args.gamma, seed=args.train_seed, rules=args.rules, **overrides)
     policy = train(layout, args.objective, config)

@@ -75,7 +75,7 @@ def successor_features(world, actions, starts, max_steps, gamma, cell_kinds, ski
             psi[p, k, d] = 0.0
         pos = starts[k]
         entered_at[pos] = 0
-        lever_on = 0
+        lever_on = np.int64(0)
         discount = 1.0
         t = 0
         end = END_STEP_CAP
@@ -87,7 +87,7 @@ def successor_features(world, actions, starts, max_steps, gamma, cell_kinds, ski
             if action < 0:
                 end = END_DEAD_END
                 break
-            pos, lever_on, done = step(world, pos, action, gold_taken, lever_on, terms)
+            pos, lever_on, done = step(world, pos, np.int64(action), gold_taken, lever_on, terms)
             set_rewards(terms, reward)
             for c in range(n_components):
                 psi[p, k, c] += discount * reward[c]

@@ -49,7 +49,7 @@ def rollout_actions(world, start, actions, max_steps, set_weights, set_return, p
         path[:] = -1
         path[0] = start
     pos = start
-    lever_on = 0
+    lever_on = np.int64(0)
     steps = 0
     end = END_STEP_CAP
     while steps < max_steps:
@@ -57,7 +57,7 @@ def rollout_actions(world, start, actions, max_steps, set_weights, set_return, p
         if action < 0:
             end = END_DEAD_END
             break
-        pos, lever_on, done = step(world, pos, action, gold_taken, lever_on, terms)
+        pos, lever_on, done = step(world, pos, np.int64(action), gold_taken, lever_on, terms)
         set_rewards(terms, rewards)
         steps += 1
         for m in range(N_SETS):

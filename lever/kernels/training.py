@@ -54,7 +54,7 @@ def train_tabular(world, start, masks, coefs, n_episodes, max_steps, alpha, gamm
     n_snapshots = 0
     for episode in range(n_episodes):
         gold_taken[:] = 0
-        lever_on = 0
+        lever_on = np.int64(0)
         state = start
         action = epsilon_greedy(q, state, epsilon, rng)
         total = 0.0
