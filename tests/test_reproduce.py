@@ -139,3 +139,17 @@ def test_thinning_removes_support_and_keeps_q():
     query = QUERIES[0]
     choice = search(library, query, 3, Objective.parse(query.query), "study")
     assert choice.tried <= 9
+
+
+def test_beyond_the_study_options_run_and_are_recorded(tmp_path):
+    out = tmp_path / "beyond"
+    assert main(["reproduce", "--grid", "grid8", "--seeds", "0", "--budgets", "X1", "--episodes", "2000",
+                 "--modes", "double", "--rules", "linear", "--selection", "all", "--operator", "max",
+                 "--no-ablations", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["rules"], r["selection"], r["operator"]) for r in rows} == {("linear", "all", "max")}
+    assert {r["mode"] for r in rows} == {"double"}
+    assert "rules linear, snapshot selection all, operator max" in (out / "report.md").read_text()
+    # every snapshot but episode 0 enters the library: 1 (episode 1000) + the final table per objective
+    assert all(len(r["members"].split("|")) == 2 for r in rows if r["members"])

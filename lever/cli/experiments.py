@@ -11,6 +11,7 @@ from ..compose import OPERATORS
 from ..gridworld import PRESETS
 from ..objectives import RULES
 from ..protocol import MODES
+from ..reproduction.library import SELECTIONS
 from ..strategies import DEFAULT_LABELS, STRATEGIES
 from ..sweep.backends import BACKENDS
 from .world import BUDGET_NAMES
@@ -113,7 +114,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     config = ReproduceConfig(setting=args.grid, seeds=tuple(args.seeds), budgets=tuple(args.budgets),
                              modes=tuple(args.modes), rules=args.rules, episodes=args.episodes,
-                             ablations=not args.no_ablations)
+                             ablations=not args.no_ablations, selection=args.selection, operator=args.operator)
     result = reproduce(config, args.out, jobs=args.jobs, backend=args.backend, address=args.address,
                        progress=not args.no_progress)
     _print_reproduction(result)
@@ -158,6 +159,11 @@ def add_commands(sub) -> None:
     repro.add_argument("--episodes", type=int, default=None,
                        help="override the budgets' episode counts (quick looks; default: the study's)")
     repro.add_argument("--no-ablations", action="store_true", help="skip the coverage ablations (finding 2)")
+    repro.add_argument("--selection", default="study", choices=SELECTIONS,
+                       help="library entries: the study's snapshot selection, or every snapshot (beyond the "
+                            "study) (default: study)")
+    repro.add_argument("--operator", default="sum", choices=OPERATORS,
+                       help="composition: the study's Q-sum, or max (GPI, beyond the study) (default: sum)")
     repro.add_argument("--out", required=True, help="output directory; re-running the same command resumes it")
     _add_run_options(repro)
     repro.set_defaults(func=_cmd_reproduce)

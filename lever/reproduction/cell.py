@@ -37,7 +37,7 @@ LONG_GAMMA = 0.99
 LONG_QUERY = "path+gold+hazard+lever"
 
 #: The columns of a result row, in table order.
-COLUMNS = ("setting", "rules", "seed", "budget", "experiment", "mode", "query", "method", "k",
+COLUMNS = ("setting", "rules", "selection", "operator", "seed", "budget", "experiment", "mode", "query", "method", "k",
            "snapshot_cap", "thin_fraction", "gamma", "true_return", "reached_exit", "pulled_lever",
            "dead_end", "end", "steps", "time_s", "combinations_tried", "union_coverage",
            "offline_return", "members")
@@ -65,18 +65,19 @@ def grid(lists) -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=1).astype(np.int64)
 
 
-def search(library: SnapshotLibrary, query: Query, k: int, objective: Objective, rules: str) -> Choice:
+def search(library: SnapshotLibrary, query: Query, k: int, objective: Objective, rules: str,
+           operator: str = "sum") -> Choice:
     """hybrid(k): the best of the k^m combinations of each sub-query's top k entries, by offline return.
 
     Candidates are ranked by their own greedy return; every combination is
-    composed by unweighted Q-sum, masked to its union support, and scored by
+    composed by unweighted Q-sum (or ``operator`` ``"max"``, GPI), masked to its union support, and scored by
     a greedy rollout through its empirical model with rewards relabelled for
     the query (no environment interaction). Ties go to the earlier-ranked.
     """
     began = time.perf_counter()
     lists = [library.candidates(sub, k) for sub in query.subqueries]
     combos = grid(lists)
-    actions, _ = compose_actions(library.stack, combos, objective, "sum", rules=rules)
+    actions, _ = compose_actions(library.stack, combos, objective, operator, rules=rules)
     offline = offline_evaluate(library.stack, combos, actions, objective, rules)
     best = int(np.argmax(offline.returns))
     elapsed = time.perf_counter() - began
@@ -102,7 +103,8 @@ class CellRunner:
     """Computes the rows of one (setting, layout seed, budget) cell; see the module docstring."""
 
     def __init__(self, setting: str, seed: int, budget: str, rules: str = "study", train_seed: int = 0,
-                 episodes: int | None = None, modes=None, ablations: bool = True):
+                 episodes: int | None = None, modes=None, ablations: bool = True, selection: str = "study",
+                 operator: str = "sum"):
         self.setting, self.seed, self.budget, self.rules = setting, seed, budget, rules
         self.layout = Layout.generate(setting, seed=seed)
         overrides = {"seed": train_seed, "rules": rules}
@@ -111,12 +113,14 @@ class CellRunner:
         self.config = TrainConfig.from_budget(budget, setting, **overrides)
         self.queries = queries(modes) if modes is not None else queries()
         self.ablations = ablations
+        self.selection, self.operator = selection, operator
         self.pairs = free_pairs(self.layout)
 
     def row(self, experiment: str, query: Query, method: str, **values) -> dict:
         """A result row with this cell's columns filled in."""
         base = {name: None for name in COLUMNS}
-        base.update(setting=self.setting, rules=self.rules, seed=self.seed, budget=self.budget,
+        base.update(setting=self.setting, rules=self.rules, selection=self.selection, operator=self.operator,
+                    seed=self.seed, budget=self.budget,
                     experiment=experiment, mode=query.mode, query=query.query, method=method)
         base.update(values)
         return base
@@ -124,7 +128,7 @@ class CellRunner:
     def composed_row(self, library: SnapshotLibrary, query: Query, k: int, experiment: str, **extra) -> dict:
         """Search, compose and evaluate one query with hybrid(k) on ``library``."""
         objective = Objective.parse(query.query)
-        choice = search(library, query, k, objective, self.rules)
+        choice = search(library, query, k, objective, self.rules, self.operator)
         support = np.bitwise_or.reduce(library.stack.support[list(choice.rows)], axis=0)
         coverage = float(sum(bin(int(b)).count("1") for b in support)) / self.pairs
         return self.row(experiment, query, method_name(k), k=k, time_s=choice.time_s,
@@ -135,12 +139,12 @@ class CellRunner:
 
     def run(self) -> list[dict]:
         """Every row of the cell."""
-        library = SnapshotLibrary.build(self.layout, self.config)
+        library = SnapshotLibrary.build(self.layout, self.config, selection=self.selection)
         # Warm-up: the first call of each kernel in a process loads or compiles it (and the largest
         # batch starts the thread pool); that is not the search's cost.
         widest = max(self.queries, key=lambda q: q.n_subqueries)
         for k in (1, CANDIDATES_PER_SUBQUERY):
-            search(library, widest, k, Objective.parse(widest.query), self.rules)
+            search(library, widest, k, Objective.parse(widest.query), self.rules, self.operator)
         rows = []
         scratch = {}
         for query in self.queries:
@@ -171,7 +175,7 @@ class CellRunner:
             rows.append(self.row("long_horizon", query, "scratch", gamma=LONG_GAMMA, time_s=policy.wall_time,
                                  **result))
             for k in (1, HYBRID_K, CANDIDATES_PER_SUBQUERY):
-                choice = search(library, query, k, objective, self.rules)
+                choice = search(library, query, k, objective, self.rules, self.operator)
                 began = time.perf_counter()
                 plan = plan_on_support(library.stack, choice.rows, objective, self.rules, gamma=LONG_GAMMA)
                 planning = time.perf_counter() - began

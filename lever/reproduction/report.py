@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from ..protocol import MODES
 from ..published import figure_k_sweep, figure_methods, load_published
 from ..stats import bootstrap_ci, geometric_mean, paired_difference_ci
+from ..version import __version__
 from .cell import LONG_QUERY
 
 #: The study's reported methods, in table order, and the k each is in the hybrid-k sweep.
@@ -209,8 +210,11 @@ def write_report(rows, out: Path, setting: str, wall_time_s: float | None = None
         if _select(rows, experiment="thinning"):
             figure_coverage(rows, figures / f"coverage{suffix}")
     seeds = sorted({r["seed"] for r in rows})
+    config = rows[0]
     parts = [f"# lever reproduction: {setting}, seeds {', '.join(map(str, seeds))}, "
              f"budgets {', '.join(budgets_of(rows))}",
+             "", f"Configuration: rules {config['rules']}, snapshot selection {config['selection']}, operator "
+             f"{config['operator']}, training γ 0 (long-horizon rows: 0.99), lever {__version__}.",
              "", load_published().provenance, "",
              "## The study's table, lever beside it (mean true return / time per method)", "",
              protocol_table(rows), "",

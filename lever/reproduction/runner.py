@@ -23,7 +23,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import FileFormatError, LeverError
+from ..compose import OPERATORS
+from ..errors import FileFormatError, LeverError, check_choice
 from ..fileio import atomic_write, exclusive_lock, read_json, write_json
 from ..gridworld import PRESETS
 from ..objectives import check_rules
@@ -31,6 +32,7 @@ from ..protocol import MODES
 from ..sweep.backends import make_backend
 from ..training import BUDGETS
 from .cell import COLUMNS, CellRunner
+from .library import SELECTIONS
 from .report import write_report
 
 REPRODUCTION_FORMAT = "lever-reproduction"
@@ -53,7 +55,10 @@ class ReproduceConfig:
 
     ``episodes`` overrides the budgets' episode counts (quick runs and
     tests; the budgets' ε decays are kept); ``ablations`` runs the coverage
-    experiments of finding 2.
+    experiments of finding 2. Beyond the study (reported apart): ``rules``
+    ``"linear"``, ``selection`` ``"all"`` (every snapshot enters the library
+    instead of the study's 60% sample) and ``operator`` ``"max"`` (GPI over
+    the members' Q instead of the study's Q-sum).
     """
 
     setting: str = "grid16"
@@ -64,6 +69,8 @@ class ReproduceConfig:
     train_seed: int = 0
     episodes: int | None = None
     ablations: bool = True
+    selection: str = "study"
+    operator: str = "sum"
 
     def __post_init__(self):
         if self.setting not in PRESETS:
@@ -80,6 +87,8 @@ class ReproduceConfig:
             raise LeverError(f"modes must be some of {', '.join(MODES)}, got {list(modes)}")
         object.__setattr__(self, "modes", modes)
         check_rules(self.rules)
+        check_choice("snapshot selection", self.selection, SELECTIONS)
+        check_choice("composition operator", self.operator, OPERATORS)
         if self.episodes is not None and (isinstance(self.episodes, bool) or not isinstance(self.episodes, int)
                                           or self.episodes < 1):
             raise LeverError(f"episodes must be an integer >= 1, got {self.episodes!r}")
@@ -113,7 +122,7 @@ def run_cell(config_doc: dict, seed: int, budget: str) -> tuple[int, str, list[d
     """One cell's rows; module-level so worker processes and Ray tasks can run it."""
     config = ReproduceConfig.from_dict(config_doc)
     runner = CellRunner(config.setting, seed, budget, config.rules, config.train_seed, config.episodes,
-                        config.modes, config.ablations)
+                        config.modes, config.ablations, config.selection, config.operator)
     return seed, budget, runner.run()
 
 
