@@ -11,7 +11,8 @@ Quick tour::
 
 import gymnasium
 
-from .compose import ComposedPolicy, PolicyStack
+from .compose import PolicyStack
+from .policy import ComposedPolicy
 from .embeddings import EmbeddingConfig, RidgeRegressor, SuccessorFeatures, embed_policies
 from .env import ACTIONS, ENV_ID, MO_ENV_ID, GridWorldEnv, MOGridWorldEnv
 from .errors import FileFormatError, LeverError

@@ -369,37 +369,6 @@ def plan_on_support(stack: PolicyStack, rows, objective: ObjectiveLike, rules: s
 
 
 @dataclass(frozen=True, eq=False)
-class ComposedPolicy:
-    """A composed (or planned) deterministic policy: a greedy action per state.
-
-    ``actions`` int32 (S,), -1 where the combination supports no action;
-    ``policy_ids`` the library policies it was composed from. Calling it
-    with an observation (the cell index a ``GridWorldEnv`` returns) gives the
-    action; a dead end raises :class:`LeverError` instead of moving at random.
-    """
-
-    actions: np.ndarray
-    policy_ids: tuple[int, ...]
-    operator: str
-    planned: bool
-    layout_id: str
-
-    def __call__(self, observation) -> int:
-        state = int(observation)
-        if not 0 <= state < self.actions.shape[0]:
-            raise LeverError(f"observation {state} is not a state of this policy (0..{self.actions.shape[0] - 1})")
-        action = int(self.actions[state])
-        if action < 0:
-            raise LeverError(f"dead end at state {state}: the composed support has no action there")
-        return action
-
-    @property
-    def dead_ends(self) -> np.ndarray:
-        """States with no supported action, int64 (D,)."""
-        return np.flatnonzero(self.actions < 0)
-
-
-@dataclass(frozen=True, eq=False)
 class TrueEvaluation:
     """A composed policy's greedy rollout in the real world, and how much of it the support covered."""
 

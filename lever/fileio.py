@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -22,6 +23,8 @@ try:
     import fcntl
 except ImportError:  # Windows: no flock; the locks below do nothing there
     fcntl = None
+
+import numpy as np
 
 from .errors import FileFormatError, LeverError
 
@@ -337,3 +340,35 @@ def check_file(path: str | os.PathLike, entry: dict, verify: bool = True) -> Non
                               f"(truncated or replaced)")
     if verify and sha256_file(path) != entry.get("sha256"):
         raise FileFormatError(f"{path}: checksum mismatch (file corrupt or modified)")
+
+
+def write_arrays(path: str | os.PathLike, kind: str, version: int, arrays: dict, meta: dict) -> None:
+    """Save named arrays and a JSON-ready ``meta`` dict as one ``.npz`` file, atomically, tagged with
+    its ``kind`` and format ``version`` (strict JSON: NaN or infinity in ``meta`` is refused)."""
+    try:
+        header = json.dumps({"format": kind, "version": version, **meta}, allow_nan=False)
+    except ValueError:
+        raise LeverError(f"{path}: the metadata contains NaN or infinity; not written") from None
+    atomic_write(path, lambda handle: np.savez(handle, header=np.array(header), **arrays), binary=True)
+
+
+def read_arrays(path: str | os.PathLike, kind: str, version: int) -> tuple[dict, dict]:
+    """Read a file written by :func:`write_arrays`: (arrays, meta); FileFormatError naming the file
+    if it is missing, not such a file, of another kind or of another format version."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise FileFormatError(f"{path}: not a readable {kind} file ({exc})") from None
+    try:
+        meta = json.loads(str(arrays.pop("header")))
+    except (KeyError, ValueError):
+        raise FileFormatError(f"{path}: not a {kind} file (no readable header)") from None
+    if not isinstance(meta, dict) or meta.get("format") != kind:
+        raise FileFormatError(f"{path}: not a {kind} file")
+    if meta.get("version") != version:
+        raise FileFormatError(f"{path}: {kind} format version {meta.get('version')!r}, this lever reads {version}")
+    return arrays, meta

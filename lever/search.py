@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from .compose import ComposedPolicy, Composer, true_evaluate
+from .compose import Composer, true_evaluate
+from .policy import ComposedPolicy
 from .errors import check_choice
 from .objectives import Objective, ObjectiveLike
 from .retrieval import PreparedLayout, prepare_layout, retrieve
@@ -40,7 +41,7 @@ class StrategyResult:
     it; ``planned`` whether planning on the support replaced the
     composition; seconds: ``retrieval_s``, ``composition_s``, ``scoring_s``,
     ``planning_s`` (``total_s`` their sum). ``policy`` is the
-    :class:`~lever.compose.ComposedPolicy` (None once stored).
+    :class:`~lever.policy.ComposedPolicy` (None once stored).
     """
 
     strategy: str
@@ -111,7 +112,7 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     :data:`lever.scoring.SCORINGS`; plan: also plan on the chosen support
     and keep the plan when it scores better offline; pool: cap on candidates
     per component. Returns a :class:`StrategyResult` (``.policy`` is the
-    :class:`~lever.compose.ComposedPolicy`).
+    :class:`~lever.policy.ComposedPolicy`).
     """
     objective = Objective.parse(objective)  # a misspelt objective is named before any loading
     chosen = make_strategy(strategy, k=k, width=width)

@@ -10,11 +10,13 @@ lowest action, and a snapshot of the tables every 1,000 episodes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from .errors import LeverError
+from .errors import FileFormatError, LeverError
+from .fileio import read_arrays, write_arrays
 from .gridworld import PRESETS, Layout
 from .kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.rollout import greedy_policy
@@ -158,6 +160,31 @@ class TrainedPolicy:
         """bool (S, A): the (state, action) pairs training visited."""
         return self.visits > 0
 
+    def save(self, path) -> Path:
+        """Write the policy (every array, its objective, config and layout id) to ``path`` (``.npz``,
+        atomic, versioned); returns the path."""
+        arrays = {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
+        write_arrays(path, POLICY_FORMAT, POLICY_VERSION, arrays,
+                     {"objective": list(self.objective.weights), "config": asdict(self.config),
+                      "layout_id": self.layout_id, "wall_time": self.wall_time})
+        return Path(path)
+
+    @classmethod
+    def load(cls, path) -> "TrainedPolicy":
+        """Read a policy written by :meth:`save`; FileFormatError naming the file otherwise."""
+        arrays, meta = read_arrays(path, POLICY_FORMAT, POLICY_VERSION)
+        try:
+            policy = cls(**{name: arrays.get(name) for name in _ARRAYS}, wall_time=float(meta["wall_time"]),
+                         objective=Objective.parse(meta["objective"]), config=TrainConfig(**meta["config"]),
+                         layout_id=str(meta["layout_id"]))
+        except (KeyError, TypeError, LeverError) as exc:
+            raise FileFormatError(f"{path}: malformed trained policy ({exc})") from None
+        shape = policy.q.shape if policy.q is not None else None
+        if shape is None or policy.q.ndim != 2 or any(
+                getattr(policy, name) is None for name in _ARRAYS if name != "q_vector"):
+            raise FileFormatError(f"{path}: malformed trained policy (missing arrays)")
+        return policy
+
     def snapshot(self, i: int) -> "TrainedPolicy":
         """Snapshot ``i`` as a policy of its own: the tables and support after its episode.
 
@@ -177,6 +204,13 @@ class TrainedPolicy:
             episode_returns=self.episode_returns[:episode + 1], snapshot_episodes=empty,
             snapshot_q=self.snapshot_q[:0], snapshot_visits=self.snapshot_visits[:0],
             config=replace(self.config, episodes=episode + 1, snapshot_interval=0, vector_q=False))
+
+
+#: The array fields of a :class:`TrainedPolicy`, as saved to file.
+_ARRAYS = ("q", "visits", "first_visit", "next_state", "reward_model", "q_vector", "episode_returns",
+           "snapshot_episodes", "snapshot_q", "snapshot_visits")
+POLICY_FORMAT = "lever-trained-policy"
+POLICY_VERSION = 1
 
 
 def train(layout: Layout, objective: ObjectiveLike = "path", config: TrainConfig | None = None) -> TrainedPolicy:

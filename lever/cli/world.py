@@ -53,6 +53,8 @@ def _train_from_args(args: argparse.Namespace, figure: str | None):
     result = rollout(layout, policy, args.objective, args.rules, record_path=True)
     if figure:
         _save_figure(figure, layout, policy, result, config)
+    if getattr(args, "save", None):
+        print(f"policy: {policy.save(args.save)}")
     return layout, config, policy, result
 
 
@@ -104,6 +106,9 @@ def add_commands(sub) -> None:
     _add_train_options(train_cmd)
     train_cmd.add_argument("--show", default=None, metavar="FILE",
                            help="also draw the policy (arrows, support, route) to FILE (.png, .svg, .pdf)")
+    train_cmd.add_argument("--save", default=None, metavar="FILE",
+                           help="also save the trained policy (Q table, support, snapshots) to FILE (.npz); "
+                                "lever.TrainedPolicy.load reads it")
     train_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     train_cmd.set_defaults(func=_cmd_train)
 
