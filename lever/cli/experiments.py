@@ -79,14 +79,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..report import format_summary, load_results, summarize, write_figures
+    from ..report import (format_summary, load_configuration, load_results, results_file, summarize,
+                          summary_json, write_figures)
 
     rows = load_results(args.results)
-    results = Path(args.results)
-    figures = Path(args.figures) if args.figures else (results if results.is_dir() else results.parent) / "figures"
-    print(format_summary(summarize(rows)))
+    summary = summarize(rows, load_configuration(args.results))
+    results = results_file(args.results)
+    if args.json:  # stdout holds the JSON document only; figures only when asked for
+        paths = write_figures(rows, args.figures) if args.figures else []
+        print(summary_json(summary, {"results": str(results), "figures": [str(p) for p in paths]}))
+        return 0
+    figures = Path(args.figures) if args.figures else results.parent / "figures"
+    print(format_summary(summary))
     for path in write_figures(rows, figures):
         print(f"figure: {path}")
     return 0
@@ -177,5 +181,8 @@ def add_commands(sub) -> None:
                             epilog="example: lever report sweeps/quick")
     report.add_argument("results", help="sweep directory or its results.csv")
     report.add_argument("--figures", default=None,
-                        help="directory for the figures (default: figures/ beside the results)")
+                        help="directory for the figures, each as PNG, SVG and PDF (default: figures/ beside "
+                             "the results; with --json, none unless given)")
+    report.add_argument("--json", action="store_true",
+                        help="print the summary as strict JSON (undefined values as null) instead of the table")
     report.set_defaults(func=_cmd_report)
