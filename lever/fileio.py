@@ -129,6 +129,12 @@ def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
     def reject_constant(token: str) -> None:
         raise FileFormatError(f"{path}: not a valid {kind} file ({token} is not allowed)")
 
+    def finite_float(token: str) -> float:
+        value = float(token)
+        if value in (float("inf"), float("-inf")):
+            reject_constant(token)
+        return value
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -140,7 +146,7 @@ def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
     except OSError as exc:
         raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        document = json.loads(text, parse_constant=reject_constant)
+        document = json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
     except FileFormatError:
         raise
     except RecursionError:

@@ -24,7 +24,8 @@ On disk (a directory, usually ``<library>/index``): ``manifest.json``
 (format version, parameters, groups, per-file sha256), ``policy_ids.npy``,
 ``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and two
 ``group<n>.{mips,cos}.bin`` hnswlib files per group; the manifest is written
-last so a half-written index never loads.
+last so a half-written index never loads, and every file is checked
+against its sha256 before it is read, so hnswlib never reads a damaged file.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import hnswlib
 import numpy as np
 
 from .errors import FileFormatError, LeverError
-from .fileio import atomic_write, check_file, read_json, sha256_file, write_json
+from .fileio import atomic_write, check_file, check_type, read_json, resolve_inside, sha256_file, write_json
 from .objectives import Objective
 
 INDEX_FORMAT = "lever-policy-index"
@@ -254,8 +255,19 @@ class PolicyIndex:
 
     # -- files ----------------------------------------------------------------
     def save(self, directory: str | os.PathLike, fingerprint: str = "") -> None:
-        """Write the index to ``directory``; ``fingerprint`` ties it to the data it was built from."""
+        """Write the index to ``directory``; ``fingerprint`` ties it to the data it was built from.
+
+        Raises :class:`LeverError` ``"cannot write the index DIRECTORY: REASON"``
+        if the directory cannot be written.
+        """
         directory = Path(directory)
+        try:
+            self._save(directory, fingerprint)
+        except (OSError, RuntimeError) as exc:  # hnswlib reports a file it cannot write as RuntimeError
+            raise LeverError(f"cannot write the index {directory}: {getattr(exc, 'strerror', None) or exc}") \
+                from exc
+
+    def _save(self, directory: Path, fingerprint: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "manifest.json").unlink(missing_ok=True)
         files = {}
@@ -284,61 +296,104 @@ class PolicyIndex:
             "n_policies": len(self), "files": files})
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, fingerprint: str | None = None) -> "PolicyIndex":
+    def load(cls, directory: str | os.PathLike, fingerprint: str | None = None,
+             remedy: str = "rebuild it") -> "PolicyIndex":
         """Read an index written by :meth:`save` without rebuilding it.
 
         Raises :class:`FileFormatError` naming the file for a missing,
-        truncated or corrupt file, or (when ``fingerprint`` is given) an index
-        built from other data.
+        truncated or corrupt file, a malformed manifest (a field of the
+        wrong type, a file name leading outside ``directory``), or (when
+        ``fingerprint`` is given) an index built from other data; the
+        message ends with ``remedy``. Every file is checked against the
+        sha256 its manifest lists before it is read, so hnswlib only ever
+        reads the bytes :meth:`save` wrote.
         """
         directory = Path(directory)
+        try:
+            return cls._load(directory, fingerprint)
+        except FileFormatError as exc:
+            raise FileFormatError(f"{exc}; {remedy}") from None
+
+    @classmethod
+    def _load(cls, directory: Path, fingerprint: str | None) -> "PolicyIndex":
         manifest = directory / "manifest.json"
         doc = read_json(manifest, INDEX_FORMAT, INDEX_VERSION)
+        if fingerprint is not None and check_type(doc.get("fingerprint"), str, f"{manifest}: fingerprint") \
+                != fingerprint:
+            raise FileFormatError(f"{manifest}: index was built from other data")
+        files = _checked_files(manifest, doc)
+        paths = {name: resolve_inside(directory, name) for name in files}
+        for name, entry in files.items():
+            check_file(paths[name], entry)
+        n, signature_dim, embedding_dim = (_count(manifest, doc, name, least) for name, least in
+                                           (("n_policies", 0), ("signature_dim", 1), ("embedding_dim", 1)))
+        arrays = {}
+        expected = {"policy_ids": ((n,), "iu"), "layout_codes": ((n,), "iu"),
+                    "signatures": ((n, signature_dim), "f"), "embeddings": ((n, embedding_dim), "f")}
+        for name, (shape, kinds) in expected.items():
+            path = paths.get(f"{name}.npy")
+            if path is None:
+                raise FileFormatError(f"{manifest}: lists no {name}.npy")
+            try:
+                arrays[name] = np.load(path)
+            except (ValueError, OSError, EOFError) as exc:
+                raise FileFormatError(f"{path}: not a readable array ({exc})") from None
+            if arrays[name].shape != shape or arrays[name].dtype.kind not in kinds:
+                raise FileFormatError(f"{path}: {arrays[name].dtype} {arrays[name].shape}, expected shape {shape}")
+        layouts = [check_type(x, str, f"{manifest}: layouts[{i}]")
+                   for i, x in enumerate(check_type(doc.get("layouts"), list, f"{manifest}: layouts"))]
+        params = check_type(doc.get("params"), dict, f"{manifest}: params")
+        if sorted(params) != ["M", "ef_construction", "ef_min", "seed"]:
+            raise FileFormatError(f"{manifest}: params: expected M, ef_construction, ef_min and seed")
         try:
-            if fingerprint is not None and doc["fingerprint"] != fingerprint:
-                raise FileFormatError(f"{manifest}: index was built from other data; rebuild it")
-            for name, entry in doc["files"].items():
-                check_file(directory / name, entry)
-            arrays = {}
-            for name in ("policy_ids", "layout_codes", "signatures", "embeddings"):
-                path = directory / f"{name}.npy"
-                if path.name not in doc["files"]:
-                    raise FileFormatError(f"{manifest}: lists no {path.name}")
+            params = IndexParams(**{k: check_type(v, int, f"{manifest}: params.{k}") for k, v in params.items()})
+        except FileFormatError:
+            raise
+        except LeverError as exc:
+            raise FileFormatError(f"{manifest}: params: {exc}") from None
+        graphs = {}
+        for i, group in enumerate(check_type(doc.get("groups"), list, f"{manifest}: groups")):
+            where = f"{manifest}: groups[{i}]"
+            check_type(group, dict, where)
+            pair = []
+            for space, dim, field in (("l2", signature_dim + 1, "mips"), ("cosine", embedding_dim, "cos")):
+                name = check_type(group.get(field), str, f"{where}.{field}")
+                if name not in paths:
+                    raise FileFormatError(f"{manifest}: lists no {name}")
+                graph = hnswlib.Index(space=space, dim=dim)
                 try:
-                    arrays[name] = np.load(path)
-                except (ValueError, OSError, EOFError) as exc:
-                    raise FileFormatError(f"{path}: not a readable array ({exc})") from None
-            n = int(doc["n_policies"])
-            expected = {"policy_ids": (n,), "layout_codes": (n,),
-                        "signatures": (n, doc["signature_dim"]), "embeddings": (n, doc["embedding_dim"])}
-            for name, shape in expected.items():
-                if arrays[name].shape != tuple(shape):
-                    raise FileFormatError(f"{directory / (name + '.npy')}: shape {arrays[name].shape}, "
-                                          f"expected {tuple(shape)}")
-            layouts = [str(x) for x in doc["layouts"]]
-            params = IndexParams(**doc["params"])
-            graphs = {}
-            for group in doc["groups"]:
-                pair = []
-                for space, dim, field in (("l2", doc["signature_dim"] + 1, "mips"),
-                                          ("cosine", doc["embedding_dim"], "cos")):
-                    path = directory / group[field]
-                    if group[field] not in doc["files"]:
-                        raise FileFormatError(f"{manifest}: lists no {group[field]}")
-                    graph = hnswlib.Index(space=space, dim=int(dim))
-                    try:
-                        graph.load_index(str(path), max_elements=max(1, n))
-                    except (RuntimeError, ValueError, OSError) as exc:
-                        raise FileFormatError(f"{path}: not a readable hnswlib index ({exc})") from None
-                    pair.append(graph)
-                graphs[group["key"]] = tuple(pair)
-        except (KeyError, TypeError, IndexError) as exc:
-            raise FileFormatError(f"{manifest}: malformed index manifest ({exc!r})") from None
+                    graph.load_index(str(paths[name]), max_elements=max(1, n))
+                except (RuntimeError, ValueError, OSError) as exc:
+                    raise FileFormatError(f"{paths[name]}: not a readable hnswlib index ({exc})") from None
+                pair.append(graph)
+            graphs[check_type(group.get("key"), str, f"{where}.key")] = tuple(pair)
         codes = arrays["layout_codes"]
         if codes.size and (codes.min() < 0 or codes.max() >= len(layouts)):
             raise FileFormatError(f"{directory / 'layout_codes.npy'}: layout codes out of range")
-        index = cls(arrays["policy_ids"], [layouts[c] for c in codes], arrays["signatures"],
-                    arrays["embeddings"], params, _graphs=graphs)
+        try:
+            index = cls(arrays["policy_ids"], [layouts[c] for c in codes], arrays["signatures"],
+                        arrays["embeddings"], params, _graphs=graphs)
+        except LeverError as exc:
+            raise FileFormatError(f"{directory}: {exc}") from None
         if set(graphs) != set(index._groups):
             raise FileFormatError(f"{manifest}: groups {sorted(graphs)} do not match the layouts")
         return index
+
+
+def _checked_files(manifest: Path, doc: dict) -> dict:
+    """The manifest's ``files`` (name → ``sha256``, ``bytes``), type-checked."""
+    files = check_type(doc.get("files"), dict, f"{manifest}: files")
+    for name, entry in files.items():
+        where = f"{manifest}: files[{name!r}]"
+        check_type(entry, dict, where)
+        check_type(entry.get("sha256"), str, f"{where}.sha256")
+        check_type(entry.get("bytes"), int, f"{where}.bytes")
+    return files
+
+
+def _count(manifest: Path, doc: dict, name: str, least: int) -> int:
+    """An integer field of the manifest, at least ``least``."""
+    value = check_type(doc.get(name), int, f"{manifest}: {name}")
+    if value < least:
+        raise FileFormatError(f"{manifest}: {name}: {value}, expected at least {least}")
+    return value

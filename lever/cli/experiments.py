@@ -49,11 +49,11 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_sweep(result, figures) -> None:
-    from ..report import format_summary, summarize, write_figures
+    from ..report import format_summary, load_configuration, summarize, write_figures
 
     print(f"{len(result.config.cells())} cells ({result.computed} computed, "
           f"{result.reused} already done) in {result.wall_time:.1f} s -> {result.csv}")
-    print(format_summary(summarize(result.rows)))
+    print(format_summary(summarize(result.rows, load_configuration(result.out))))
     if figures is not None:
         for path in write_figures(result.rows, figures):
             print(f"figure: {path}")

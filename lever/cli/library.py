@@ -1,4 +1,4 @@
-"""``lever library build|info``, ``lever search`` and ``lever compose``: policy libraries."""
+"""``lever library build|info|reindex``, ``lever search`` and ``lever compose``: policy libraries."""
 
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ def _cmd_library_info(args: argparse.Namespace) -> int:
         print(f"layout {layout_id} (seed {records[0].layout_seed}): {len(records)} policies, "
               f"support covers {library.support_coverage(layout_id):.1%} of reachable (state, action) pairs, "
               f"{sum(r.train_time for r in records):.2f} s of training")
+    return 0
+
+
+def _cmd_library_reindex(args: argparse.Namespace) -> int:
+    library = PolicyLibrary.open(args.directory)
+    index = library.index(rebuild=True)
+    print(f"index of {library.root} rebuilt: {len(index)} policies, {len(index.layouts)} layouts")
     return 0
 
 
@@ -137,14 +144,18 @@ def add_compose_command(sub) -> None:
 
 
 def add_commands(sub) -> None:
-    """Register ``library build``, ``library info``, ``search`` and ``compose``."""
+    """Register ``library build``, ``library info``, ``library reindex``, ``search`` and ``compose``."""
     add_compose_command(sub)
-    library = sub.add_parser("library", help="build or inspect a policy library")
+    library = sub.add_parser("library", help="build, inspect or reindex a policy library")
     library_sub = library.add_subparsers(dest="library_command", required=True)
     _add_library_build_command(library_sub)
     info = library_sub.add_parser("info", help="show what a library holds: sizes, objectives, support coverage")
     info.add_argument("directory", help="library directory")
     info.set_defaults(func=_cmd_library_info)
+    reindex = library_sub.add_parser("reindex", help="rebuild a library's search index (when stale, damaged or "
+                                                     "missing)")
+    reindex.add_argument("directory", help="library directory")
+    reindex.set_defaults(func=_cmd_library_reindex)
 
     search = sub.add_parser("search", help="rank a library's policies by predicted return for an objective")
     search.add_argument("directory", help="library directory")

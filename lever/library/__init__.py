@@ -1,11 +1,14 @@
 """The policy library: pre-trained tabular policies with their support, embeddings and index.
 
 :mod:`lever.library.store` holds the on-disk format and read access,
-:mod:`lever.library.build` the parallel, resumable build, and
-:mod:`lever.library.spec` what a build trains.
+:mod:`lever.library.build` the parallel, resumable build,
+:mod:`lever.library.spec` what a build trains, :mod:`lever.library.checks`
+the checks of manifests and tables, and :mod:`lever.library.workers` the
+worker processes of lever's process pools.
 """
 
 from .build import BuildEvent, build_library
+from .checks import UnusableTables
 from .spec import Q_DTYPES, BuildSpec
 from .store import STAGING, PolicyLibrary, PolicyRecord, PolicyTables
 
@@ -13,4 +16,4 @@ from .store import STAGING, PolicyLibrary, PolicyRecord, PolicyTables
 PolicyLibrary.build = staticmethod(build_library)
 
 __all__ = ["BuildEvent", "BuildSpec", "PolicyLibrary", "PolicyRecord", "PolicyTables", "Q_DTYPES", "STAGING",
-           "build_library"]
+           "UnusableTables", "build_library"]

@@ -9,16 +9,20 @@ manifest, so the directory never opens as a library; running the same
 build again reuses every staged policy and trains only the rest. Greedy
 returns and embeddings are computed from the stored (cast) Q tables, so
 they describe exactly the policies saved.
+
+A build holds the library's exclusive lock (:func:`lever.fileio.exclusive_lock`)
+from start to end, so a second build of the same directory stops at once
+with a clear error. A policy whose Q tables are not finite is never saved:
+the build stops, naming its objective and budget, and removes the staging
+folder it created (and the directory, if it created that too and left it empty).
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import shutil
 import zipfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,12 +33,14 @@ from tqdm import tqdm
 from ..embeddings import EmbeddingConfig, canonical_states, embed_policies
 from ..errors import LeverError
 from ..evaluation import rollout
-from ..fileio import atomic_write, read_json, sha256_file, write_json
+from ..fileio import LOCK_NAME, atomic_write, exclusive_lock, read_json, sha256_file, write_json
 from ..gridworld import Layout
 from ..objectives import Objective
 from ..training import train
+from .checks import UnusableTables, check_finite_tables
 from .spec import BuildSpec
 from .store import LIBRARY_FORMAT, LIBRARY_VERSION, MANIFEST, STAGING, PolicyLibrary, PolicyRecord, layout_arrays
+from .workers import WorkerPool, check_jobs, worker_count
 
 BUILD_FORMAT = "lever-library-build"
 BUILD_VERSION = 1
@@ -67,11 +73,14 @@ def _train_one(spec_doc: dict, policy_id: int, staging: str) -> tuple[int, float
     seed, budget, objective, _ = spec.task(policy_id)
     layout = Layout.generate(spec.setting, seed=seed)
     policy = train(layout, objective, spec.train_config(budget))
-    q = policy.q.astype(spec.q_dtype)
+    with np.errstate(over="ignore"):  # a value float32 cannot hold becomes inf, refused just below
+        q = policy.q.astype(spec.q_dtype)
+        q_vector = None if policy.q_vector is None else policy.q_vector.astype(spec.q_dtype)
+    check_finite_tables(q, q_vector, objective, budget, seed)
     # The return of the policy as stored, so that it matches a rollout of the saved table.
     greedy = rollout(layout, q, objective, spec.rules).set_returns
     arrays = {"key": np.array(_shard_key(spec, policy_id)), "layout_id": np.array(layout.id),
-              "q": q, "q_vector": policy.q_vector.astype(spec.q_dtype), "visits": policy.visits,
+              "q": q, "q_vector": q_vector, "visits": policy.visits,
               "next_state": policy.next_state, "reward_model": policy.reward_model,
               "greedy_return": greedy, "train_time": np.array(policy.wall_time)}
     atomic_write(_shard_path(Path(staging), policy_id), lambda h: np.savez(h, **arrays), binary=True)
@@ -102,43 +111,69 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
                   on_policy: Callable[[BuildEvent], None] | None = None) -> PolicyLibrary:
     """Train every objective × budget × layout seed and save the library at ``root``.
 
-    ``jobs`` worker processes (default: every core; 1 trains in this
-    process); ``episodes`` overrides the budgets' episode count; ``rules``
-    the rule set the policies are trained under (``"study"``, where every
-    objective is a set of components, or ``"linear"``, which also takes
-    weighted objectives);
-    ``on_policy`` is called in this process after each policy is staged.
+    ``jobs`` worker processes (default: every core; at most the cores and
+    the policies to train; 1 trains in this process); ``episodes``
+    overrides the budgets' episode count; ``rules`` the rule set the
+    policies are trained under (``"study"``, where every objective is a
+    set of components, or ``"linear"``, which also takes weighted
+    objectives); ``on_policy`` is called in this process after each policy is staged.
     Resumes an interrupted build of the same spec; if ``root`` already
     holds a finished library of the same spec it is opened, of another
-    spec it is an error. Also ``PolicyLibrary.build``.
+    spec it is an error. Holds the library's exclusive lock throughout:
+    while another process builds (or reindexes) ``root``, this raises
+    :class:`LeverError` at once. A policy whose Q tables come out NaN or
+    infinite raises :class:`~lever.library.checks.UnusableTables` naming
+    its objective and budget, and nothing of this build is left behind.
+    Also ``PolicyLibrary.build``.
     """
     spec = BuildSpec(setting, tuple(layout_seeds), tuple(budgets), tuple(objectives), algorithm, float(gamma),
                      int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules)
-    if jobs is not None and jobs < 1:
-        raise LeverError(f"jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     root = Path(root)
-    if (root / MANIFEST).exists():
-        library = PolicyLibrary.open(root)
-        if library.spec != spec:
-            raise LeverError(f"{root} already holds a library built with other settings; "
-                             f"choose another directory")
-        # A build stopped after its manifest but before clearing the stage: finish the cleanup.
-        shutil.rmtree(root / STAGING, ignore_errors=True)
-        return library
     layouts = [Layout.generate(spec.setting, seed=s) for s in spec.layout_seeds]
     ids = [layout.id for layout in layouts]
     if len(set(ids)) != len(ids):
         raise LeverError(f"layout seeds {list(spec.layout_seeds)} give repeated layouts")
     for layout in layouts:  # fail before training if K does not fit
         embed_policies(layout, np.zeros((0, layout.n_states), dtype=np.int32), config=spec.embedding)
+    created = not root.exists()
+    try:
+        with exclusive_lock(root, "library"):
+            return _build_locked(root, spec, layouts, jobs, progress, on_policy)
+    except UnusableTables:
+        if created:  # nothing but the lock file left: leave no trace of the failed build
+            try:
+                (root / LOCK_NAME).unlink()
+                root.rmdir()
+            except OSError:
+                pass
+        raise
 
+
+def _build_locked(root: Path, spec: BuildSpec, layouts: list[Layout], jobs: int | None, progress: bool,
+                  on_policy: Callable[[BuildEvent], None] | None) -> PolicyLibrary:
+    """The body of :func:`build_library`, run while holding the library's exclusive lock."""
+    if (root / MANIFEST).exists():
+        library = PolicyLibrary.open(root, lock=False)
+        if library.spec != spec:
+            raise LeverError(f"{root} already holds a library built with other settings; "
+                             f"choose another directory")
+        # A build stopped after its manifest but before clearing the stage: finish the cleanup.
+        shutil.rmtree(root / STAGING, ignore_errors=True)
+        return library
     staging = root / STAGING
+    fresh = not staging.exists()
     _claim_staging(spec, staging)
-    _train_missing(spec, staging, jobs, progress, on_policy)
+    try:
+        _train_missing(spec, staging, jobs, progress, on_policy)
+    except UnusableTables:
+        if fresh:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     finalize(root, spec, layouts, staging)
     shutil.rmtree(staging, ignore_errors=True)
-    library = PolicyLibrary.open(root)
-    library.index()
+    library = PolicyLibrary.open(root, lock=False)
+    library.index(rebuild=True, lock=False)
     return library
 
 
@@ -171,7 +206,7 @@ def _train_missing(spec: BuildSpec, staging: Path, jobs: int | None, progress: b
             on_policy(BuildEvent(policy_id, seed, budget, objective, train_time, resumed))
 
     spec_doc = spec.to_json()
-    jobs = min(jobs or os.cpu_count() or 1, max(1, len(pending)))
+    jobs = worker_count(jobs, len(pending))
     with tqdm(total=spec.n_policies, desc="training policies", unit="policy", disable=not progress) as bar:
         for policy_id, train_time in staged_times.items():
             report(policy_id, train_time, True)
@@ -179,17 +214,15 @@ def _train_missing(spec: BuildSpec, staging: Path, jobs: int | None, progress: b
             for policy_id in pending:
                 report(*_train_one(spec_doc, policy_id, str(staging)), False)
             return
-        # spawn: workers must not inherit the parent's Numba threading state.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        pool = WorkerPool(jobs)
+        try:
             futures = [pool.submit(_train_one, spec_doc, p, str(staging)) for p in pending]
-            try:
-                for future in as_completed(futures):
-                    report(*future.result(), False)
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+            for future in as_completed(futures):
+                report(*future.result(), False)
+        except BaseException:  # an error or Ctrl-C: stop the workers now, staged policies are kept
+            pool.terminate()
+            raise
+        pool.shutdown()
 
 
 def finalize(root: Path, spec: BuildSpec, layouts: list[Layout], staging: Path) -> None:

@@ -3,19 +3,34 @@
 Directory format (``LIBRARY_VERSION`` 2)::
 
     ROOT/manifest.json                 format, version, build spec, layouts, records,
-                                       and per file: sha256, bytes, shape, dtype
+                                       per file: sha256, bytes, shape, dtype;
+                                       and once the index is saved, the sha256 and
+                                       size of ROOT/index/manifest.json
     ROOT/layouts/<layout_id>/layout.json        the layout (text form and spec)
     ROOT/layouts/<layout_id>/<array>.npy        one stacked array per field, rows = policies
     ROOT/index/                        the PolicyIndex (see :mod:`lever.index`)
+    ROOT/.lock                         the lock of :func:`lever.fileio.exclusive_lock`
 
 Per layout the arrays are those of :func:`layout_arrays`. Arrays open
 memory-mapped, so a library larger than RAM still opens. The manifest is
 written last (see :mod:`lever.library.build`), so a directory without one
 is an unfinished build, never a library.
+
+One process writes a library at a time (a build, an index rebuild: the
+exclusive lock); opening takes the shared lock while it reads and checks
+the manifest and files, so a reader never sees a half-written library.
+Every file name in the manifest must stay inside ROOT (see
+:mod:`lever.library.checks`). The index's own manifest lists the sha256 of
+each index file and the library manifest the sha256 of the index's
+manifest, so every index file is checked against the library manifest
+before hnswlib reads it. The library's :attr:`~PolicyLibrary.fingerprint`
+is the sha256 of its manifest without that index record, so saving the
+index does not change it.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,11 +38,12 @@ import numpy as np
 
 from ..embeddings import SuccessorFeatures, behaviour_embeddings, value_signatures
 from ..errors import FileFormatError, LeverError
-from ..fileio import check_file, read_json, sha256_file
+from ..fileio import check_file, exclusive_lock, read_json, resolve_inside, sha256_file, shared_lock, write_json
 from ..gridworld import Layout
 from ..index import IndexParams, PolicyIndex
 from ..kernels.constants import EXIT, N_ACTIONS, N_COMPONENTS, N_SETS
 from ..objectives import Objective
+from .checks import Manifest, index_record, manifest_fingerprint, parse_manifest
 from .spec import BuildSpec
 
 LIBRARY_FORMAT = "lever-policy-library"
@@ -35,6 +51,10 @@ LIBRARY_VERSION = 2  # 2: rewards of every component set, the study's rules
 MANIFEST = "manifest.json"
 #: Folder of an unfinished build inside the library's root.
 STAGING = ".staging"
+#: Folder of the saved index inside the library's root.
+INDEX_DIR = "index"
+#: Seconds a reader waits for a writer of the library (a build, a reindex) to finish.
+LOCK_WAIT_S = 30.0
 
 
 def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -135,6 +155,7 @@ class PolicyLibrary:
         self._arrays = arrays
         self.fingerprint = fingerprint
         self._index: PolicyIndex | None = None
+        self._nbytes: int | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -145,49 +166,61 @@ class PolicyLibrary:
 
     # -- opening --------------------------------------------------------------
     @classmethod
-    def open(cls, root, verify: bool = True) -> "PolicyLibrary":
+    def open(cls, root, verify: bool = True, *, lock: bool = True) -> "PolicyLibrary":
         """Open a library directory, checking format version, files, sizes, shapes, dtypes and checksums.
 
         ``verify=False`` skips only the sha256 pass (every byte read once).
-        Raises :class:`FileFormatError` naming the offending file; nothing
-        on disk is changed.
+        Raises :class:`FileFormatError` naming the offending file or
+        manifest field; a manifest entry that leads outside ``root`` is
+        refused before anything is read. Nothing on disk is changed. Holds
+        the library's shared lock while reading, waiting up to
+        :data:`LOCK_WAIT_S` seconds for a writer to finish; ``lock=False``
+        is for a caller that already holds the library's lock (a build).
         """
         root = Path(root)
+        with shared_lock(root, "library", wait=LOCK_WAIT_S) if lock else nullcontext():
+            return cls._read(root, verify)
+
+    @classmethod
+    def _read(cls, root: Path, verify: bool) -> "PolicyLibrary":
         manifest = root / MANIFEST
         if not manifest.exists() and (root / STAGING).exists():
             raise FileFormatError(f"{manifest}: no such file; {root} holds an unfinished build, run the "
                                   f"same build again to finish it")
+        resolve_inside(root, MANIFEST)
         doc = read_json(manifest, LIBRARY_FORMAT, LIBRARY_VERSION)
-        try:
-            spec = BuildSpec.from_json(doc["spec"])
-            records = tuple(PolicyRecord.from_json(r) for r in doc["records"])
-            entries = doc["files"]
-            counts = {str(entry["layout_id"]): int(entry["n_policies"]) for entry in doc["layouts"]}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FileFormatError(f"{manifest}: malformed library manifest ({exc!r})") from None
+        checked = parse_manifest(root, manifest, doc, PolicyRecord.from_json)
+        spec, records, counts = checked.spec, checked.records, checked.counts
         if [r.policy_id for r in records] != list(range(len(records))):
             raise FileFormatError(f"{manifest}: policy ids are not 0..{len(records) - 1} in order")
-        for name, entry in entries.items():
-            cls._check_file(root / name, entry, verify)
+        if sum(counts.values()) != len(records):
+            raise FileFormatError(f"{manifest}: {len(records)} records but the layouts hold "
+                                  f"{sum(counts.values())} policies")
+        for name, entry in checked.files.items():
+            cls._check_file(checked.paths[name], entry, verify)
         layouts: dict[str, Layout] = {}
         arrays: dict[str, dict[str, np.ndarray]] = {}
         for layout_id, n in counts.items():
-            layouts[layout_id] = cls._open_layout(root, entries, layout_id)
-            arrays[layout_id] = cls._open_arrays(root, entries, spec, layouts[layout_id], n)
+            layouts[layout_id] = cls._open_layout(root, checked, layout_id)
+            arrays[layout_id] = cls._open_arrays(root, checked, spec, layouts[layout_id], n)
             own = [r.policy_id for r in records if r.layout_id == layout_id]
             if arrays[layout_id]["policy_ids"].tolist() != own or [records[p].row for p in own] != list(range(n)):
                 raise FileFormatError(f"{root / 'layouts' / layout_id / 'policy_ids.npy'}: policy ids do not "
                                       f"match the manifest's records of layout {layout_id}")
-        if sum(counts.values()) != len(records):
-            raise FileFormatError(f"{manifest}: {len(records)} records but the layouts hold "
-                                  f"{sum(counts.values())} policies")
-        return cls(root, spec, records, layouts, arrays, sha256_file(manifest))
+        library = cls(root, spec, records, layouts, arrays, checked.fingerprint)
+        library._nbytes = int(sum(entry["bytes"] for entry in checked.files.values()))
+        return library
 
     @staticmethod
-    def _open_layout(root: Path, entries: dict, layout_id: str) -> Layout:
-        path = root / "layouts" / layout_id / "layout.json"
-        if path.relative_to(root).as_posix() not in entries:
-            raise FileFormatError(f"{root / MANIFEST}: lists no {path.relative_to(root)}")
+    def _listed(root: Path, checked: Manifest, name: str) -> Path:
+        """The checked path of file ``name`` (relative to the root), which the manifest must list."""
+        if name not in checked.paths:
+            raise FileFormatError(f"{root / MANIFEST}: lists no {name}")
+        return checked.paths[name]
+
+    @classmethod
+    def _open_layout(cls, root: Path, checked: Manifest, layout_id: str) -> Layout:
+        path = cls._listed(root, checked, f"layouts/{layout_id}/layout.json")
         try:
             layout = Layout.load(path)
         except FileFormatError:
@@ -198,13 +231,12 @@ class PolicyLibrary:
             raise FileFormatError(f"{path}: layout id {layout.id}, the manifest says {layout_id}")
         return layout
 
-    @staticmethod
-    def _open_arrays(root: Path, entries: dict, spec: BuildSpec, layout: Layout, n: int) -> dict[str, np.ndarray]:
+    @classmethod
+    def _open_arrays(cls, root: Path, checked: Manifest, spec: BuildSpec, layout: Layout,
+                     n: int) -> dict[str, np.ndarray]:
         loaded = {}
         for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n).items():
-            path = root / "layouts" / layout.id / f"{name}.npy"
-            if path.relative_to(root).as_posix() not in entries:
-                raise FileFormatError(f"{root / MANIFEST}: lists no {path.relative_to(root)}")
+            path = cls._listed(root, checked, f"layouts/{layout.id}/{name}.npy")
             array = _load_npy(path)
             if array.shape != shape or array.dtype != dtype:
                 raise FileFormatError(f"{path}: {array.dtype} {array.shape}, expected {dtype} {shape}")
@@ -277,31 +309,82 @@ class PolicyLibrary:
         return float(union[reachable].mean()) if reachable.any() else 0.0
 
     def nbytes(self) -> int:
-        """Bytes of every file the manifest lists."""
-        doc = read_json(self.root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION)
-        return int(sum(entry["bytes"] for entry in doc["files"].values()))
+        """Bytes of every file the manifest lists (the index not included)."""
+        if self._nbytes is None:
+            doc = read_json(self.root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION)
+            self._nbytes = int(sum(entry["bytes"] for entry in
+                                   parse_manifest(self.root, self.root / MANIFEST, doc, PolicyRecord.from_json)
+                                   .files.values()))
+        return self._nbytes
 
-    def index(self, rebuild: bool = False, params: IndexParams | None = None) -> PolicyIndex:
+    def index(self, rebuild: bool = False, params: IndexParams | None = None, *, lock: bool = True) -> PolicyIndex:
         """The :class:`PolicyIndex` of this library, from ``ROOT/index`` (built and saved there if absent).
 
-        A saved index that is corrupt or from other data is a
-        :class:`FileFormatError`; ``rebuild=True`` replaces it.
+        A saved index that does not match the library manifest's record of
+        it, is corrupt or is from other data is a :class:`FileFormatError`
+        that says to run ``lever library reindex ROOT``; no file of it
+        reaches hnswlib unchecked. ``rebuild=True`` (or new ``params``)
+        builds it anew and saves it under the library's exclusive lock,
+        raising :class:`LeverError` if it cannot be saved. An index built
+        because none was saved is saved when the library is writable and
+        not in use by another process, and otherwise kept in memory only.
+        ``lock=False`` is for a caller that already holds the library's
+        exclusive lock (a build).
         """
         if self._index is not None and not rebuild and params is None:
             return self._index
-        folder = self.root / "index"
-        if not rebuild and params is None and (folder / "manifest.json").exists():
-            self._index = PolicyIndex.load(folder, fingerprint=self.fingerprint)
-            return self._index
+        explicit = rebuild or params is not None
+        if not explicit:
+            with shared_lock(self.root, "library", wait=LOCK_WAIT_S) if lock else nullcontext():
+                loaded = self._load_index()
+            if loaded is not None:
+                self._index = loaded
+                return loaded
         index = PolicyIndex.build([r.policy_id for r in self.records], [r.layout_id for r in self.records],
                                   self.value_signatures(), self.behaviour_embeddings(),
                                   params or IndexParams())
         try:
-            index.save(folder, fingerprint=self.fingerprint)
-        except OSError:
-            pass  # a read-only library still answers queries from the in-memory index
+            with exclusive_lock(self.root, "library", wait=LOCK_WAIT_S if explicit else 0) if lock \
+                    else nullcontext():
+                self._save_index(index)
+        except (LeverError, OSError):
+            if explicit:
+                raise
+            # read-only, or read by another process right now: answer from the index in memory
         self._index = index
         return index
+
+    def _current_manifest(self) -> dict:
+        """The manifest as it is on disk now, checked to describe the data this object opened."""
+        doc = read_json(self.root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION)
+        if manifest_fingerprint(doc) != self.fingerprint:
+            raise LeverError(f"{self.root} changed on disk since it was opened; open it again")
+        return doc
+
+    def _load_index(self) -> PolicyIndex | None:
+        """The saved index, checked against the manifest's record of it; None if none is recorded or saved."""
+        doc = self._current_manifest()
+        record = index_record(self.root / MANIFEST, doc)
+        index_manifest = resolve_inside(self.root, f"{INDEX_DIR}/manifest.json")
+        if record is None or not index_manifest.exists():
+            return None
+        remedy = f"run `lever library reindex {self.root}`"
+        try:
+            check_file(index_manifest, record)
+        except FileFormatError:
+            raise FileFormatError(f"{index_manifest}: does not match the index recorded in {self.root / MANIFEST} "
+                                  f"(stale, modified or from other data); {remedy}") from None
+        return PolicyIndex.load(index_manifest.parent, fingerprint=self.fingerprint, remedy=remedy)
+
+    def _save_index(self, index: PolicyIndex) -> None:
+        """Write ``index`` to ``ROOT/index``, then record its manifest's sha256 in the library manifest."""
+        doc = self._current_manifest()
+        folder = resolve_inside(self.root, INDEX_DIR)
+        index.save(folder, fingerprint=self.fingerprint)
+        saved = folder / "manifest.json"
+        payload = {key: value for key, value in doc.items() if key not in ("format", "version")}
+        payload["index"] = {"sha256": sha256_file(saved), "bytes": saved.stat().st_size}
+        write_json(self.root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION, payload)
 
 
 def _load_npy(path: Path) -> np.ndarray:

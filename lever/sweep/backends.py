@@ -3,24 +3,24 @@
 A backend takes module-level functions with their arguments (:meth:`submit`)
 and hands results back as they finish (:meth:`next_done`, :meth:`result`);
 :meth:`close` ends it, cancelling queued work after an interruption.
+
+The process backend's workers (:class:`lever.library.workers.WorkerPool`)
+run one Numba thread each, since the pool already fills the cores; their
+initializer makes them ignore Ctrl-C (this process handles it) and starts
+a daemon thread that exits the worker within about a second once this
+process dies, even by ``kill -9``, so no worker outlives its sweep.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Callable, Iterable
 
 from ..errors import LeverError, check_choice
+from ..library.workers import WorkerPool
 
 #: Backend names :func:`make_backend` accepts.
 BACKENDS = ("process", "ray")
-
-
-def _limit_threads() -> None:
-    """Worker initializer: one Numba thread per worker process, since the pool already fills the cores."""
-    import numba
-
-    numba.set_num_threads(1)
 
 
 class ProcessBackend:
@@ -34,11 +34,7 @@ class ProcessBackend:
         self.pool = None
         self.queue: list[tuple[Future, Callable, tuple]] = []
         if jobs > 1:
-            import multiprocessing
-
-            # spawn: a fresh interpreter per worker, safe whatever threads this process already runs
-            self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_limit_threads)
+            self.pool = WorkerPool(jobs, numba_threads=1)
 
     def submit(self, fn: Callable, *args) -> Future:
         """Queue ``fn(*args)``; returns its handle."""
@@ -66,10 +62,13 @@ class ProcessBackend:
         return handle.result()
 
     def close(self, pending: Iterable, cancel: bool) -> None:
-        """Shut the pool down; with ``cancel``, without waiting for ``pending`` work."""
-        if self.pool is not None:
-            # on an interruption, drop queued work and do not wait for cells whose results would be lost anyway
-            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        """Shut the pool down; with ``cancel``, drop queued work and stop the workers without waiting."""
+        if self.pool is None:
+            return
+        if cancel:  # an interruption: results of the cells in flight would be lost anyway
+            self.pool.terminate()
+        else:
+            self.pool.shutdown(wait=True)
 
 
 class RayBackend:

@@ -8,18 +8,28 @@ an output directory that holds another configuration is refused rather
 than mixed. Libraries are cached under ``OUT/libraries`` and shared by every
 cell that needs them. The final table (:mod:`lever.sweep.table`) goes to
 ``OUT/results.csv`` (and ``results.parquet`` when pyarrow is importable).
+
+A sweep holds the directory's exclusive lock (:func:`lever.fileio.exclusive_lock`,
+``OUT/.lock``) while it runs, so a second sweep into the same directory
+stops at once with a clear error. Each cell file carries the sha256 of its
+result; a cell file that is truncated or edited by hand is not silently
+recomputed but reported on resume (a :class:`FileFormatError` naming it):
+delete it and run the sweep again to recompute that cell.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FileFormatError, LeverError, check_choice
-from ..fileio import read_json, write_json
+from ..fileio import LOCK_NAME, exclusive_lock, read_json, write_json
 from ..version import __version__
+from ..library.workers import check_jobs, worker_count
 from .backends import BACKENDS, make_backend
 from .cell import CellResult, build_cell_library, library_root, run_cell
 from .config import Cell, SweepConfig
@@ -27,9 +37,10 @@ from .table import SweepRow, rows_of, write_table
 
 SWEEP_FORMAT = "lever-sweep"
 CELL_FORMAT = "lever-sweep-cell"
-#: Format versions of ``sweep.json`` and of the cell files (cells: 2 since they store the search's own record).
+#: Format versions of ``sweep.json`` and of the cell files (cells: 2 since they store the search's own
+#: record, 3 since they carry the sha256 of their result).
 FORMAT_VERSION = 1
-CELL_VERSION = 2
+CELL_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,15 @@ class SweepResult:
     wall_time: float
 
 
+def _refuse_foreign(out: Path) -> None:
+    """Refuse a file, or a directory that holds files but no sweep.json (before it gets a lock file)."""
+    if out.exists() and not out.is_dir():
+        raise LeverError(f"{out} is a file, not a directory: choose an empty or new output directory")
+    if out.exists() and not (out / "sweep.json").exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
+        raise LeverError(f"{out} exists and is not a lever sweep directory (no sweep.json): "
+                         f"choose an empty or new output directory")
+
+
 def _check_out_dir(config: SweepConfig, out: Path) -> None:
     """Refuse a directory that holds anything but this very sweep; claim it otherwise."""
     manifest = out / "sweep.json"
@@ -63,9 +83,7 @@ def _check_out_dir(config: SweepConfig, out: Path) -> None:
                              f"this one {config.hash}; differs in {', '.join(changed) or 'format'}): "
                              f"choose another output directory, or delete that one to start over")
         return
-    if out.exists() and any(out.iterdir()):
-        raise LeverError(f"{out} exists and is not a lever sweep directory (no sweep.json): "
-                         f"choose an empty or new output directory")
+    _refuse_foreign(out)
     _write_manifest(config, out, finished=False)
 
 
@@ -79,26 +97,47 @@ def _cell_path(out: Path, cell: Cell) -> Path:
     return out / "cells" / f"{cell.key}.json"
 
 
+def _result_digest(result: dict) -> str:
+    """sha256 of a cell's result as canonical JSON (keys sorted, no spaces)."""
+    return hashlib.sha256(json.dumps(result, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
 def _load_cell(path: Path, config: SweepConfig, cell: Cell) -> CellResult:
+    """The result stored in a cell file; :class:`FileFormatError` naming it, and saying to delete it, if unusable."""
+    try:
+        return _read_cell(path, config, cell)
+    except FileFormatError as exc:
+        raise FileFormatError(f"{exc}; delete it to recompute that cell") from None
+
+
+def _read_cell(path: Path, config: SweepConfig, cell: Cell) -> CellResult:
     document = read_json(path, CELL_FORMAT, CELL_VERSION)
     if document.get("config_hash") != config.hash:
         raise FileFormatError(f"{path}: cell of another sweep configuration ({document.get('config_hash')})")
+    result = document.get("result")
+    if not isinstance(result, dict) or document.get("sha256") != _result_digest(result):
+        raise FileFormatError(f"{path}: cell result does not match its checksum (truncated or edited by hand)")
     try:
-        result = CellResult.from_dict(document["result"])
-    except (KeyError, TypeError) as exc:
-        raise FileFormatError(f"{path}: not a valid sweep cell ({exc})") from None
+        result = CellResult.from_dict(result)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FileFormatError(f"{path}: not a valid sweep cell ({exc!r})") from None
     if result.cell != cell:
         raise FileFormatError(f"{path}: holds cell {result.cell.key}, expected {cell.key}")
     return result
 
 
 def _save_cell(out: Path, config: SweepConfig, result: CellResult) -> None:
+    payload = result.to_dict()
     write_json(_cell_path(out, result.cell), CELL_FORMAT, CELL_VERSION,
-               {"config_hash": config.hash, "result": result.to_dict()})
+               {"config_hash": config.hash, "sha256": _result_digest(payload), "result": payload})
 
 
 def load_finished(config: SweepConfig, out: str | os.PathLike) -> dict[Cell, CellResult]:
-    """The cells of ``config`` already persisted under ``out`` (an empty dict for a fresh directory)."""
+    """The cells of ``config`` already persisted under ``out`` (an empty dict for a fresh directory).
+
+    Raises :class:`FileFormatError` naming a cell file that is truncated,
+    edited by hand or of another configuration (delete it to recompute it).
+    """
     out = Path(out)
     finished = {}
     for cell in config.cells():
@@ -113,7 +152,8 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, jobs: int | None =
     """Run (or resume) ``config`` into the directory ``out``; returns the whole table.
 
     ``jobs`` worker processes for the ``"process"`` backend (default: the
-    number of cores; 1 runs in this process); ``backend="ray"`` runs the
+    number of cores; never more than the cores or the cells to compute; 1
+    runs in this process); ``backend="ray"`` runs the
     same cell function as Ray tasks on the instance at ``address`` (an
     already initialised instance is used as is; otherwise ``ray.init`` is
     called with ``address``, None starting a local one); Ray workers
@@ -121,16 +161,25 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, jobs: int | None =
     several machines lever must be installed on every node and ``out`` must
     be a shared filesystem path. Cells already persisted are not
     recomputed. Raises :class:`LeverError` before any work for a bad
-    backend or jobs, or an output directory that holds another sweep.
+    backend or jobs (not an integer >= 1), an output directory that holds
+    another sweep, or one another process is sweeping into right now.
+    Ctrl-C stops the workers at once (cells in flight are lost, finished
+    ones kept) and raises :class:`KeyboardInterrupt`.
     """
     began = time.perf_counter()
     check_choice("backend", backend, BACKENDS)
-    jobs = (os.cpu_count() or 1) if jobs is None else jobs
-    if jobs < 1:
-        raise LeverError(f"jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     if backend == "process" and address is not None:
         raise LeverError("an address is for the ray backend only")
     out = Path(out)
+    _refuse_foreign(out)
+    with exclusive_lock(out, "sweep"):
+        return _run_locked(config, out, jobs, backend, address, progress, began)
+
+
+def _run_locked(config: SweepConfig, out: Path, jobs: int | None, backend: str, address: str | None,
+                progress: bool, began: float) -> SweepResult:
+    """The body of :func:`run_sweep`, run while holding the sweep directory's exclusive lock."""
     _check_out_dir(config, out)
     cells = config.cells()
     finished = load_finished(config, out)
@@ -138,7 +187,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, jobs: int | None =
     reused = len(finished)
 
     if todo:
-        executor = make_backend(backend, min(jobs, len(todo)), address)
+        executor = make_backend(backend, worker_count(jobs, len(todo)), address)
         _run_cells(config, out, todo, finished, executor, progress, total=len(cells))
 
     rows = tuple(row for cell in cells for row in rows_of(finished[cell]))

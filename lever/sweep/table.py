@@ -158,12 +158,27 @@ def read_table(path: str | os.PathLike) -> list[SweepRow]:
     """Read a results table written by :func:`write_table` (a CSV file, or a sweep directory)."""
     path = Path(path)
     if path.is_dir():
+        if not (path / "results.csv").exists():
+            raise FileFormatError(f"{path}: directory holds no results.csv (not a finished lever sweep)")
         path = path / "results.csv"
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileFormatError(f"{path}: no such results file") from None
-    reader = csv.reader(io.StringIO(text))
+    except IsADirectoryError:
+        raise FileFormatError(f"{path}: is a directory, not a results file") from None
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{path}: not a lever sweep table (not UTF-8 text)") from None
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return _parse_table(path, csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise FileFormatError(f"{path}: not a lever sweep table ({exc})") from None
+
+
+def _parse_table(path: Path, reader) -> list[SweepRow]:
+    # The rows of a CSV reader over a results file, each field converted to its column's type.
     header = next(reader, None)
     types = _column_types()
     if header != list(types):
