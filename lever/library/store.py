@@ -30,6 +30,7 @@ index does not change it.
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -177,6 +178,8 @@ class PolicyLibrary:
         :data:`LOCK_WAIT_S` seconds for a writer to finish; ``lock=False``
         is for a caller that already holds the library's lock (a build).
         """
+        if not isinstance(root, (str, os.PathLike)):
+            raise LeverError(f"library directory must be a path, got {type(root).__name__}")
         root = Path(root)
         with shared_lock(root, "library", wait=LOCK_WAIT_S) if lock else nullcontext():
             return cls._read(root, verify)

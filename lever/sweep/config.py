@@ -136,7 +136,8 @@ class SweepConfig:
             raise LeverError(f"gamma must be in [0, 1], got {self.gamma}")
         object.__setattr__(self, "gamma", float(self.gamma))
         object.__setattr__(self, "planning", bool(self.planning))
-        if self.episodes is not None and (not isinstance(self.episodes, int) or self.episodes < 1):
+        if self.episodes is not None and (isinstance(self.episodes, bool) or not isinstance(self.episodes, int)
+                                          or self.episodes < 1):
             raise LeverError(f"episodes must be a positive integer or None, got {self.episodes!r}")
         if self.timing_repeats < 1:
             raise LeverError(f"timing_repeats must be >= 1, got {self.timing_repeats}")
