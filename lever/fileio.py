@@ -116,6 +116,22 @@ def _deeper_than(document: Any, limit: int) -> bool:
     return False
 
 
+def read_text(path: str | os.PathLike, kind: str, missing: str = "no such file") -> str:
+    """The UTF-8 text of a ``kind`` file; FileFormatError naming it if it is missing (``missing`` says
+    how), a directory, unreadable or not UTF-8."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: {missing}") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{path}: is a directory, not a {kind} file") from None
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{path}: not a valid {kind} file (not UTF-8 text)") from None
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
     """Read a file written by :func:`write_json`, checking its kind and version.
 
@@ -135,16 +151,7 @@ def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
             reject_constant(token)
         return value
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{path}: is a directory, not a {kind} file") from None
-    except UnicodeDecodeError:
-        raise FileFormatError(f"{path}: not a valid {kind} file (not UTF-8 text)") from None
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = read_text(path, kind)
     try:
         document = json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
     except FileFormatError:

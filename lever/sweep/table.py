@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import FileFormatError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, read_text
 from ..objectives import Objective
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,16 +161,7 @@ def read_table(path: str | os.PathLike) -> list[SweepRow]:
         if not (path / "results.csv").exists():
             raise FileFormatError(f"{path}: directory holds no results.csv (not a finished lever sweep)")
         path = path / "results.csv"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: no such results file") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{path}: is a directory, not a results file") from None
-    except UnicodeDecodeError:
-        raise FileFormatError(f"{path}: not a lever sweep table (not UTF-8 text)") from None
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = read_text(path, "lever sweep table", missing="no such results file")
     try:
         return _parse_table(path, csv.reader(io.StringIO(text)))
     except csv.Error as exc:
