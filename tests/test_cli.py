@@ -58,3 +58,33 @@ def test_demo_as_a_module_in_a_new_process(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("lever demo")
+
+
+def test_version_and_json_outputs_and_policy_files(tmp_path, capsys):
+    import json
+
+    import lever
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lever {lever.__version__}"
+    lib = tmp_path / "lib"
+    assert main(["library", "build", "--grid", "grid8", "--seeds", "0", "1", "--episodes", "300", "--out",
+                 str(lib), "-j", "1", "-q"]) == 0
+    capsys.readouterr()
+    # policies of two layouts are never ranked together; k is capped at the layout's policies
+    assert main(["search", str(lib), "--objective", "path"]) == 2
+    assert "--seed or --layout" in capsys.readouterr().err
+    assert main(["search", str(lib), "--objective", "path", "--seed", "1", "-k", "50", "--json"]) == 0
+    ranking = json.loads(capsys.readouterr().out)
+    assert len(ranking) == 4 and {r["layout_seed"] for r in ranking} == {1}
+    assert main(["library", "info", str(lib), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["policies"] == 8
+    assert main(["compose", str(lib), "--seed", "0", "--objective", "path+gold", "--json",
+                 "--save", str(tmp_path / "c.npz"), "--show", str(tmp_path / "c.svg")]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # status lines went to stderr
+    assert "policy:" in captured.err and (tmp_path / "c.svg").stat().st_size > 1000
+    assert lever.ComposedPolicy.load(tmp_path / "c.npz").policy_ids == tuple(result["policy_ids"])
+    assert main(["train", "--grid", "grid8", "--episodes", "300", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 300

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import sys
+
+import numpy as np
 import inspect
 
 from ..compose import OPERATORS
 from ..embeddings import EmbeddingConfig
 from ..errors import LeverError
+from ..evaluation import rollout
 from ..library import Q_DTYPES, PolicyLibrary
 from ..library.build import DEFAULTS as BUILD
 from ..objectives import COMPONENTS, Objective
 from ..scoring import SCORINGS
 from ..search import compose
 from ..strategies import STRATEGIES
-from .world import BUDGET_NAMES, add_training_setup_options
+from .world import BUDGET_NAMES, add_training_setup_options, check_figure_path
 
 
 def _cmd_library_build(args: argparse.Namespace) -> int:
@@ -34,6 +40,14 @@ def _cmd_library_build(args: argparse.Namespace) -> int:
 def _cmd_library_info(args: argparse.Namespace) -> int:
     library = PolicyLibrary.open(args.directory)
     spec = library.spec
+    if args.json:
+        print(json.dumps({"root": str(library.root), "policies": len(library), "bytes": library.nbytes(),
+                          "spec": spec.to_json(), "layouts": [
+                              {"layout_id": x, "layout_seed": library.records_for(x)[0].layout_seed,
+                               "policies": len(library.records_for(x)),
+                               "support_coverage": library.support_coverage(x)} for x in library.layout_ids]},
+                         indent=1, allow_nan=False))
+        return 0
     print(f"library {library.root}: {len(library)} policies, {len(library.layout_ids)} layouts, "
           f"{library.nbytes() / 1e6:.2f} MB")
     print(f"setting {spec.setting}, budgets {', '.join(spec.budgets)}, algorithm {spec.algorithm}, "
@@ -71,7 +85,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
     library = PolicyLibrary.open(args.directory)
     objective = Objective.parse(args.objective)
     layout_id = _chosen_layout(library, args)
-    candidates = library.index().query(objective, args.k, layout_id=layout_id, rules=library.spec.rules)
+    if layout_id is None and len(library.layout_ids) > 1:
+        raise LeverError(f"{args.directory} holds {len(library.layout_ids)} layouts; policies of different "
+                         f"layouts cannot be ranked together: choose one with --seed or --layout")
+    if args.k < 1:
+        raise LeverError(f"-k must be >= 1, got {args.k}")
+    held = len(library.records_for(layout_id))
+    candidates = library.index().query(objective, min(args.k, held), layout_id=layout_id,
+                                       rules=library.spec.rules)
+    if args.json:
+        print(json.dumps([{"rank": rank, "policy_id": c.policy_id, "predicted_return": c.score,
+                           "layout_id": library.record(c.policy_id).layout_id,
+                           "layout_seed": library.record(c.policy_id).layout_seed,
+                           "budget": library.record(c.policy_id).budget,
+                           "objective": library.record(c.policy_id).objective.name}
+                          for rank, c in enumerate(candidates, 1)], indent=1, allow_nan=False))
+        return 0
     print(f"top {len(candidates)} policies for {objective} (predicted return w·psi(start)):")
     print(f"{'rank':>4} {'id':>6} {'predicted':>10}  {'layout':12} {'seed':>4} {'budget':6} objective")
     for rank, candidate in enumerate(candidates, 1):
@@ -81,15 +110,42 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_compose(args: argparse.Namespace) -> int:
-    import json
+def _union_support(library: PolicyLibrary, result) -> np.ndarray:
+    # bool (S, A): the pairs any member of the composed policy visited.
+    tables = library.tables(result.layout_id)
+    rows = [tables.policy_ids.tolist().index(p) for p in result.policy_ids]
+    return np.asarray(tables.visits)[rows].sum(axis=0) > 0
 
+
+def _finite(value):
+    # Strict JSON: non-finite floats become null.
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _cmd_compose(args: argparse.Namespace) -> int:
+    check_figure_path(args.show)
     library = PolicyLibrary.open(args.directory)
     result = compose(library, args.objective, layout=_chosen_layout(library, args), strategy=args.strategy, k=args.k,
                      width=args.width, operator=args.operator, scoring=args.scoring, plan=args.plan,
                      pool=args.pool)
+    if args.save:
+        print(f"policy: {result.policy.save(args.save)}", file=sys.stderr if args.json else sys.stdout)
+    if args.show:
+        from ..show import save_policy_figure
+
+        layout = library.layout(result.layout_id)
+        route = rollout(layout, result.policy.actions, result.objective, library.spec.rules, record_path=True).path
+        path = save_policy_figure(args.show, layout, result.policy.actions, _union_support(library, result), route,
+                                  title=f"{result.objective}: {result.strategy}, true return {result.true_return:.1f}")
+        print(f"figure: {path}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=1))
+        print(json.dumps(_finite(result.to_dict()), indent=1, allow_nan=False))
         return 0
     names = ", ".join(f"{c}: {p} ({library.record(p).objective}, {library.record(p).budget})"
                       for c, p in zip(result.components, result.policy_ids))
@@ -140,6 +196,10 @@ def add_compose_command(sub) -> None:
     compose_cmd.add_argument("--seed", type=int, default=None,
                              help="the layout with this layout seed, instead of --layout")
     compose_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
+    compose_cmd.add_argument("--save", default=None, metavar="FILE",
+                             help="save the composed policy to FILE (.npz; lever.ComposedPolicy.load reads it)")
+    compose_cmd.add_argument("--show", default=None, metavar="FILE",
+                             help="draw the composed policy, its union support and route to FILE (.png/.svg/.pdf)")
     compose_cmd.set_defaults(func=_cmd_compose)
 
 
@@ -151,6 +211,7 @@ def add_commands(sub) -> None:
     _add_library_build_command(library_sub)
     info = library_sub.add_parser("info", help="show what a library holds: sizes, objectives, support coverage")
     info.add_argument("directory", help="library directory")
+    info.add_argument("--json", action="store_true", help="print the description as JSON")
     info.set_defaults(func=_cmd_library_info)
     reindex = library_sub.add_parser("reindex", help="rebuild a library's search index (when stale, damaged or "
                                                      "missing)")
@@ -161,7 +222,9 @@ def add_commands(sub) -> None:
     search.add_argument("directory", help="library directory")
     search.add_argument("--objective", required=True,
                         help="composite objective, e.g. path+gold or path+gold*0.5")
-    search.add_argument("-k", type=int, default=5, help="number of candidates (default: 5)")
+    search.add_argument("-k", type=int, default=5,
+                        help="number of candidates, at most the layout's policies (default: 5)")
+    search.add_argument("--json", action="store_true", help="print the ranking as JSON")
     search.add_argument("--layout", default=None, help="only policies of this layout id (default: all)")
     search.add_argument("--seed", type=int, default=None,
                         help="only policies of the layout with this seed (default: all)")
@@ -178,7 +241,8 @@ def _add_library_build_command(library_sub) -> None:
     build.add_argument("--objectives", nargs="+", default=[o.name for o in BUILD.objectives],
                        metavar="OBJECTIVE",
                        help="objectives to train, e.g. path gold path+gold (default: each component alone)")
-    build.add_argument("--output", "-o", required=True, help="library directory to create or resume")
+    build.add_argument("--out", "--output", "-o", dest="output", required=True,
+                       help="library directory to create or resume")
     build.add_argument("--jobs", "-j", type=int, default=None,
                        help="worker processes (default: every core; 1 trains in this process)")
     build.add_argument("--episodes", type=int, default=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..errors import LeverError
 from ..evaluation import rollout
@@ -44,17 +45,19 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 def _train_from_args(args: argparse.Namespace, figure: str | None):
     # The one policy both commands train and roll out; a bad figure name fails before training.
-    _check_figure_path(figure)
+    check_figure_path(figure)
     layout = Layout.generate(args.grid, seed=args.seed)
     overrides = {"episodes": args.episodes} if args.episodes is not None else {}
     config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm,
                                      gamma=args.gamma, seed=args.train_seed, rules=args.rules, **overrides)
     policy = train(layout, args.objective, config)
     result = rollout(layout, policy, args.objective, args.rules, record_path=True)
+    # Status lines go to stderr when stdout carries JSON.
+    status = sys.stderr if getattr(args, "json", False) else sys.stdout
     if figure:
-        _save_figure(figure, layout, policy, result, config)
+        print(f"figure: {_save_figure(figure, layout, policy, result, config)}", file=status)
     if getattr(args, "save", None):
-        print(f"policy: {policy.save(args.save)}")
+        print(f"policy: {policy.save(args.save)}", file=status)
     return layout, config, policy, result
 
 
@@ -78,17 +81,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_figure(path: str, layout: Layout, policy, result, config: TrainConfig) -> None:
+def _save_figure(path: str, layout: Layout, policy, result, config: TrainConfig) -> "Path":
     from pathlib import Path
 
     from ..show import save_policy_figure
 
     title = (f"{policy.objective} ({config.rules} rules), {config.algorithm}, {config.episodes} episodes: "
              f"{result.end} after {result.steps} steps, return {result.ret:.1f}")
-    print(f"figure: {save_policy_figure(Path(path), layout, policy.greedy_actions, policy.visits, result.path, title=title)}")
+    return save_policy_figure(Path(path), layout, policy.greedy_actions, policy.visits, result.path, title=title)
 
 
-def _check_figure_path(path: str | None) -> None:
+def check_figure_path(path: str | None) -> None:
     """LeverError unless ``path`` (if given) names a PNG, SVG or PDF file."""
     from pathlib import Path
 
