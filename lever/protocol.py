@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LeverError
-from .objectives import COMPONENTS
+from .objectives import COMPONENTS, Objective
 
 #: The four reward components in canonical order; objective names list them in this order.
 COMPONENT_ORDER: tuple[str, ...] = COMPONENTS
@@ -60,18 +60,11 @@ def objective_components(name: str) -> tuple[str, ...]:
     """
     if not isinstance(name, str) or not name:
         raise LeverError(f"objective name must be a non-empty string, got {name!r}")
-    parts = tuple(name.split("+"))
-    unknown = [p for p in parts if p not in COMPONENT_ORDER]
-    if unknown:
-        raise LeverError(f"objective name {name!r}: unknown component(s) {unknown}; "
-                         f"components are {list(COMPONENT_ORDER)}")
-    if len(set(parts)) != len(parts):
-        raise LeverError(f"objective name {name!r} repeats a component")
-    canonical = objective_name(parts)
-    if canonical != name:
-        raise LeverError(f"objective name {name!r} is not in canonical order; "
-                         f"write {canonical!r}")
-    return parts
+    objective = Objective.parse(name)  # unknown or repeated components are named there
+    if not objective.is_set or objective.name != name:
+        raise LeverError(f"objective name {name!r} is not a set of components in canonical order; "
+                         f"write {'+'.join(objective.components)!r}")
+    return objective.components
 
 
 def objective_name(components: Iterable[str]) -> str:
@@ -83,13 +76,9 @@ def objective_name(components: Iterable[str]) -> str:
     parts = list(components)
     if not parts:
         raise LeverError("components must name at least one component")
-    unknown = [p for p in parts if p not in COMPONENT_ORDER]
-    if unknown:
-        raise LeverError(f"components: unknown component(s) {unknown}; "
-                         f"components are {list(COMPONENT_ORDER)}")
     if len(set(parts)) != len(parts):
         raise LeverError(f"components: {parts} repeats a component")
-    return "+".join(c for c in COMPONENT_ORDER if c in parts)
+    return Objective.parse(dict.fromkeys(parts, 1.0)).name
 
 
 @dataclass(frozen=True)
