@@ -23,6 +23,7 @@ from ..gridworld import Layout
 from ..kernels import constants as K
 from ..objectives import Objective
 from ..protocol import CANDIDATES_PER_SUBQUERY, HYBRID_K, K_SWEEP, Query, queries
+from ..strategies import grid
 from ..training import TrainConfig, train
 from .library import SnapshotLibrary
 
@@ -50,19 +51,15 @@ def method_name(k: int) -> str:
 
 @dataclass(frozen=True)
 class Choice:
-    """What one search chose: stack ``rows``, its greedy ``actions`` (S,), offline return, cost."""
+    """What one search chose: stack ``rows``, its greedy ``actions`` (S,), offline return, the
+    (state, action) pairs its union support covers, and the search's cost."""
 
     rows: tuple[int, ...]
     actions: np.ndarray
     offline_return: float
+    covered: int
     tried: int
     time_s: float
-
-
-def grid(lists) -> np.ndarray:
-    """Every combination of one entry per list, int64 (Π nᵢ, m), in ``itertools.product`` order."""
-    mesh = np.meshgrid(*lists, indexing="ij")
-    return np.stack([m.ravel() for m in mesh], axis=1).astype(np.int64)
 
 
 def search(library: SnapshotLibrary, query: Query, k: int, objective: Objective, rules: str,
@@ -77,12 +74,12 @@ def search(library: SnapshotLibrary, query: Query, k: int, objective: Objective,
     began = time.perf_counter()
     lists = [library.candidates(sub, k) for sub in query.subqueries]
     combos = grid(lists)
-    actions, _ = compose_actions(library.stack, combos, objective, operator, rules=rules)
+    actions, covered = compose_actions(library.stack, combos, objective, operator, rules=rules)
     offline = offline_evaluate(library.stack, combos, actions, objective, rules)
     best = int(np.argmax(offline.returns))
     elapsed = time.perf_counter() - began
     return Choice(tuple(int(r) for r in combos[best]), actions[best], float(offline.returns[best]),
-                  combos.shape[0], elapsed)
+                  int(covered[best]), combos.shape[0], elapsed)
 
 
 def free_pairs(layout: Layout) -> int:
@@ -129,10 +126,8 @@ class CellRunner:
         """Search, compose and evaluate one query with hybrid(k) on ``library``."""
         objective = Objective.parse(query.query)
         choice = search(library, query, k, objective, self.rules, self.operator)
-        support = np.bitwise_or.reduce(library.stack.support[list(choice.rows)], axis=0)
-        coverage = float(sum(bin(int(b)).count("1") for b in support)) / self.pairs
         return self.row(experiment, query, method_name(k), k=k, time_s=choice.time_s,
-                        combinations_tried=choice.tried, union_coverage=coverage,
+                        combinations_tried=choice.tried, union_coverage=choice.covered / self.pairs,
                         offline_return=choice.offline_return,
                         members="|".join(library.entries[r].label for r in choice.rows),
                         **outcome(self.layout, choice.actions, objective, self.rules), **extra)
