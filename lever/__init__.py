@@ -9,6 +9,8 @@ Quick tour::
     env = gymnasium.make("lever/GridWorld-v0", layout=layout, objective="path+gold")
 """
 
+import logging
+
 import gymnasium
 
 from .compose import PolicyStack
@@ -27,6 +29,9 @@ from .search import StrategyResult, compose
 from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
 from .training import BUDGETS, TrainConfig, TrainedPolicy, train
 from .version import __version__
+
+# lever's modules log to the "lever" logger; the program that imports lever decides what is shown.
+logging.getLogger("lever").addHandler(logging.NullHandler())
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="lever.env:GridWorldEnv",

@@ -70,7 +70,7 @@ def test_version_and_json_outputs_and_policy_files(tmp_path, capsys):
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lever {lever.__version__}"
     lib = tmp_path / "lib"
     assert main(["library", "build", "--grid", "grid8", "--seeds", "0", "1", "--episodes", "300", "--out",
-                 str(lib), "-j", "1", "-q"]) == 0
+                 str(lib), "--jobs", "1", "--no-progress"]) == 0
     capsys.readouterr()
     # policies of two layouts are never ranked together; k is capped at the layout's policies
     assert main(["search", str(lib), "--objective", "path"]) == 2
@@ -88,3 +88,15 @@ def test_version_and_json_outputs_and_policy_files(tmp_path, capsys):
     assert lever.ComposedPolicy.load(tmp_path / "c.npz").policy_ids == tuple(result["policy_ids"])
     assert main(["train", "--grid", "grid8", "--episodes", "300", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 300
+
+
+def test_verbose_shows_what_lever_logs_and_quiet_by_default(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--preset", "quick", "--seeds", "0", "--budgets", "X1", "--composites", "path+gold",
+            "--episodes", "300", "--out", str(out), "--jobs", "1", "--no-progress"]
+    assert main(args) == 0
+    assert "resuming" not in capsys.readouterr().err
+    assert main(["-v", *args]) == 0  # everything is done: the re-run resumes, and says so
+    assert f"lever: resuming {out}: 1 of 1 cells already done" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "resuming" not in capsys.readouterr().err

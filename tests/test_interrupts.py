@@ -29,7 +29,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ORPHAN_GRACE_S = 5.0
 #: A parallel build slow enough to interrupt: 8 policies of about half a second each on grid32.
 SLOW_BUILD = ["library", "build", "--grid", "grid32", "--seeds", "0", "1", "--objectives", "path", "gold", "hazard",
-              "lever", "--episodes", "200000", "--jobs", "2", "--quiet"]
+              "lever", "--episodes", "200000", "--jobs", "2", "--no-progress"]
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -153,7 +153,7 @@ def test_kill_9_of_a_sweep_pool_leaves_no_worker_running():
 
 def test_kill_9_of_a_parallel_build_leaves_no_worker_running(tmp_path):
     root = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "lever.cli", *SLOW_BUILD, "--output", str(root)], env=ENV)
+    process = subprocess.Popen([sys.executable, "-m", "lever.cli", *SLOW_BUILD, "--out", str(root)], env=ENV)
     try:
         wait_until(lambda: any((root / STAGING).glob("p*.npz")), 120, "a staged policy", process)
         kids = children(process.pid)
@@ -212,7 +212,7 @@ def test_ctrl_c_stops_a_parallel_sweep_at_once_and_keeps_finished_cells(tmp_path
 
 def test_ctrl_c_stops_a_parallel_build_at_once_and_keeps_staged_policies(tmp_path):
     root = tmp_path / "library"
-    done, seconds, kids = _interrupt([*SLOW_BUILD, "--output", str(root)],
+    done, seconds, kids = _interrupt([*SLOW_BUILD, "--out", str(root)],
                                      lambda: any((root / STAGING).glob("p*.npz")))
     _one_line_130(done, seconds)
     staged = sorted((root / STAGING).glob("p*.npz"))

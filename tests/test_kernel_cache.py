@@ -1,5 +1,6 @@
 """The on-disk kernel cache follows every edit under ``lever/kernels/``, callee files included."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -39,3 +40,14 @@ def test_editing_a_callee_file_recompiles_its_callers(tmp_path):
     constants = copy / "lever" / "kernels" / "constants.py"
     constants.write_text(constants.read_text().replace("BUMP_REWARD = -0.1", "BUMP_REWARD = -0.25"))
     assert run_probe(copy) == -0.25
+
+
+def test_a_new_cache_directory_is_stamped_before_numba_writes_there(tmp_path):
+    # Unstamped, the kernels Numba cached in a directory it created would be purged as stale on
+    # the next run, and every other run would compile again.
+    code = ("import lever.kernels as k; print(k.active_cache_directory()); "
+            "print((k.active_cache_directory() / k.STAMP_NAME).read_text() == k.source_hash())")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "fresh")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         cwd=ROOT).stdout.split()
+    assert out[0].startswith(str(tmp_path / "fresh")) and out[1] == "True"

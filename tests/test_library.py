@@ -318,7 +318,7 @@ def test_access_errors(small_library):
 def test_cli_build_info_search(tmp_path, capsys):
     root = tmp_path / "cli-lib"
     assert main(["library", "build", "--grid", "grid8", "--seeds", "0", "1", "--objectives", "path", "gold",
-                 "--episodes", "200", "--jobs", "1", "--quiet", "--output", str(root)]) == 0
+                 "--episodes", "200", "--jobs", "1", "--no-progress", "--out", str(root)]) == 0
     assert "4 policies on 2 layouts" in capsys.readouterr().out
     assert main(["library", "info", str(root)]) == 0
     out = capsys.readouterr().out

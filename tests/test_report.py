@@ -195,7 +195,7 @@ def test_report_command_on_a_real_sweep(tmp_path, capsys):
     assert header[:4] == ["rules", "operator", "gamma", "lever"]
     assert printed.splitlines()[2].split()[:4] == ["study", config.operator, f"{config.gamma:g}", __version__]
     assert sorted(p.name for p in (tmp_path / "sweep" / "figures").iterdir()) == sorted(FIGURE_NAMES)
-    assert main(["report", str(tmp_path / "sweep" / "results.csv"), "--figures", str(tmp_path / "f")]) == 0
+    assert main(["report", str(tmp_path / "sweep" / "results.csv"), "--out", str(tmp_path / "f")]) == 0
     capsys.readouterr()
     for ext in ("png", "svg", "pdf"):
         files = list((tmp_path / "f").glob(f"*.{ext}"))
@@ -208,7 +208,7 @@ def test_report_command_on_a_real_sweep(tmp_path, capsys):
     assert document["groups"] and all(
         (g["rules"], g["operator"], g["gamma"], g["lever_version"]) == (
             config.rules, config.operator, config.gamma, __version__) for g in document["groups"])
-    assert main(["report", str(tmp_path / "sweep"), "--json", "--figures", str(tmp_path / "j")]) == 0
+    assert main(["report", str(tmp_path / "sweep"), "--json", "--out", str(tmp_path / "j")]) == 0
     assert len(json.loads(capsys.readouterr().out)["figures"]) == 9
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no such results file" in capsys.readouterr().err

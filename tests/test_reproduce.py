@@ -12,6 +12,9 @@ from lever.errors import FileFormatError
 from lever.protocol import LIBRARY_OBJECTIVES, MODES, QUERIES
 from lever.reproduction import COLUMNS, ReproduceConfig, SnapshotLibrary, reproduce
 from lever.reproduction.cell import search
+from lever.reproduction.library import run_file, train_runs
+from lever.reproduction.runner import train_cell_library
+from lever.training import TrainedPolicy
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,35 @@ def test_rerun_resumes_identically_and_another_config_is_refused(run, tmp_path):
         assert list(csv.DictReader(handle)) == rows
     with pytest.raises(LeverError, match="another configuration"):
         reproduce(ReproduceConfig(setting="grid8", seeds=(0,), budgets=("X1",)), out, progress=False)
+
+
+def test_runs_are_a_stage_of_their_own_and_go_once_the_cells_are_written(run, tmp_path):
+    out, rows = run
+    assert not (out / "runs").exists()
+    # An interrupted run left one cell's library runs (one of them damaged): the re-run uses the
+    # whole ones, retrains the damaged one, and gives the same rows.
+    config = ReproduceConfig(setting="grid8", seeds=(0, 1), budgets=("X1",))
+    folder = tmp_path / "again" / "runs" / "1-X1"
+    train_cell_library(config.to_dict(), 1, "X1", str(folder))
+    assert sorted(p.stem for p in folder.iterdir()) == sorted(LIBRARY_OBJECTIVES)
+    (folder / "path.npz").write_bytes(b"not a policy")
+    again = reproduce(config, tmp_path / "again", jobs=1, progress=False)
+    assert again.resumed_cells == 0 and not (tmp_path / "again" / "runs").exists()
+    with open(tmp_path / "again" / "results.csv") as handle:
+        assert [{k: v for k, v in r.items() if k != "time_s"} for r in csv.DictReader(handle)] == \
+            [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+
+
+def test_saved_runs_are_reused_only_when_they_are_the_same_training(tmp_path):
+    layout = Layout.generate("grid8", seed=0)
+    config = TrainConfig.from_budget("X1", "grid8", episodes=1500)
+    first = train_runs(layout, config, ("path", "gold"), tmp_path)
+    again = train_runs(layout, config, ("path", "gold"), tmp_path)
+    assert [p.wall_time for p in again] == [p.wall_time for p in first]  # loaded, not trained again
+    assert all(np.array_equal(a.snapshot_q, b.snapshot_q) for a, b in zip(first, again))
+    other = train_runs(layout, TrainConfig.from_budget("X1", "grid8", episodes=1200), ("path",), tmp_path)
+    assert other[0].config.episodes == 1200  # another config: trained again, not taken from the folder
+    assert TrainedPolicy.load(run_file(tmp_path, "path")).config.episodes == 1200
 
 
 def test_a_hand_edited_cell_is_named(run, tmp_path):

@@ -168,11 +168,18 @@ def test_cli_compose_json_and_table(library, capsys):
     assert doc["policy_ids"] == list(expected.policy_ids)
     assert doc["offline_return"] == expected.offline_return
     assert doc["combinations_tried"] == 8
+    assert doc["repeats"] == 5 and 0 < doc["warm_median_s"] < 60
     status = main(["compose", str(library.root), "--objective", "path+gold", "--strategy", "beam",
-                   "--width", "2", "--operator", "max", "--plan", "--layout", layout_id])
+                   "--width", "2", "--operator", "max", "--plan", "--layout", layout_id, "--repeats", "3"])
     out = capsys.readouterr().out
     assert status == 0
     assert "beam(width=2, k=3)" in out and "true return" in out
+    assert "first call" in out and "warm median" in out and "over 3 repeats" in out
+    status = main(["compose", str(library.root), "--objective", "path+gold", "--layout", layout_id,
+                   "--repeats", "0", "--json"])
+    assert status == 0 and json.loads(capsys.readouterr().out)["warm_median_s"] is None
+    assert main(["compose", str(library.root), "--objective", "path+gold", "--repeats", "-1"]) == 2
+    assert "--repeats must be >= 0" in capsys.readouterr().err
     status = main(["compose", str(library.root), "--objective", "path+gold", "--layout", "nope"])
     assert status == 2
     assert "holds no layout" in capsys.readouterr().err

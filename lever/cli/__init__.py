@@ -10,6 +10,7 @@ written, a full disk) exits with status 1; Ctrl-C exits with 130.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "policy libraries, compose policies offline, and compare them with "
                                   "training from scratch.")
     parser.add_argument("--version", action="version", version=f"lever {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="also print what lever's modules log (resumed work, rebuilt caches) to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     experiments.add_commands(sub)
     world.add_commands(sub)
@@ -32,9 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.Handler):
+    """Log records as ``lever: message`` lines on whatever ``sys.stderr`` is when they are emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"lever: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_to_stderr(level: int) -> None:
+    # lever's logger, not the root one: the command owns its process, but not a caller's logging.
+    logger = logging.getLogger("lever")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lever`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    _log_to_stderr(logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.func(args)
     except LeverError as exc:

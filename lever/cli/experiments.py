@@ -14,6 +14,7 @@ from ..protocol import MODES
 from ..reproduction.library import SELECTIONS
 from ..strategies import DEFAULT_LABELS, STRATEGIES
 from ..sweep.backends import BACKENDS
+from .status import ready_kernels
 from .world import BUDGET_NAMES
 
 
@@ -66,6 +67,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
               "planning", "episodes", "rules")
     overrides = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
     config = SweepConfig.preset(args.preset, **overrides) if args.preset else SweepConfig(**overrides)
+    ready_kernels()
     try:
         result = run_sweep(config, args.out, jobs=args.jobs, backend=args.backend, address=args.address,
                            progress=not args.no_progress)
@@ -86,10 +88,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     summary = summarize(rows, load_configuration(args.results))
     results = results_file(args.results)
     if args.json:  # stdout holds the JSON document only; figures only when asked for
-        paths = write_figures(rows, args.figures) if args.figures else []
+        paths = write_figures(rows, args.out) if args.out else []
         print(summary_json(summary, {"results": str(results), "figures": [str(p) for p in paths]}))
         return 0
-    figures = Path(args.figures) if args.figures else results.parent / "figures"
+    figures = Path(args.out) if args.out else results.parent / "figures"
     print(format_summary(summary))
     for path in write_figures(rows, figures):
         print(f"figure: {path}")
@@ -119,6 +121,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     config = ReproduceConfig(setting=args.grid, seeds=tuple(args.seeds), budgets=tuple(args.budgets),
                              modes=tuple(args.modes), rules=args.rules, episodes=args.episodes,
                              ablations=not args.no_ablations, selection=args.selection, operator=args.operator)
+    ready_kernels()
     result = reproduce(config, args.out, jobs=args.jobs, backend=args.backend, address=args.address,
                        progress=not args.no_progress)
     _print_reproduction(result)
@@ -133,7 +136,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="lever-demo-"))
     config = ReproduceConfig(setting="grid8", seeds=(0, 1), budgets=("X1",))
     print(f"lever demo: the study's protocol on {config.setting}, seeds {list(config.seeds)}, "
-          f"budget {', '.join(config.budgets)} (compiling kernels on the first run) into {out}")
+          f"budget {', '.join(config.budgets)} into {out}")
+    ready_kernels()
     result = reproduce(config, out, jobs=args.jobs, progress=True)
     _print_reproduction(result)
     return 0
@@ -180,7 +184,7 @@ def add_commands(sub) -> None:
     report = sub.add_parser("report", help="summary table and figures of a sweep's results",
                             epilog="example: lever report sweeps/quick")
     report.add_argument("results", help="sweep directory or its results.csv")
-    report.add_argument("--figures", default=None,
+    report.add_argument("--out", default=None,
                         help="directory for the figures, each as PNG, SVG and PDF (default: figures/ beside "
                              "the results; with --json, none unless given)")
     report.add_argument("--json", action="store_true",

@@ -10,8 +10,9 @@ from ..errors import LeverError
 from ..evaluation import rollout
 from ..gridworld import PRESETS, Layout
 from ..library.build import DEFAULTS as BUILD
-from ..objectives import COMPONENTS, RULES
+from ..objectives import COMPONENTS, RULES, Objective
 from ..training import ALGORITHMS, BUDGETS, TrainConfig, train
+from .status import ready_kernels
 
 #: Budget names of every setting, in the study's order.
 BUDGET_NAMES = tuple(dict.fromkeys(name for budgets in BUDGETS.values() for name in budgets))
@@ -50,6 +51,8 @@ def _train_from_args(args: argparse.Namespace, figure: str | None):
     overrides = {"episodes": args.episodes} if args.episodes is not None else {}
     config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm,
                                      gamma=args.gamma, seed=args.train_seed, rules=args.rules, **overrides)
+    Objective.parse(args.objective).set_weights(args.rules)  # refused before any compiling or training
+    ready_kernels()
     policy = train(layout, args.objective, config)
     result = rollout(layout, policy, args.objective, args.rules, record_path=True)
     # Status lines go to stderr when stdout carries JSON.

@@ -15,6 +15,7 @@ with a warning, rather than failing.
 """
 
 import hashlib
+import logging
 import os
 import tempfile
 import warnings
@@ -51,17 +52,21 @@ def refresh_cache(directory: Path = _HERE) -> list[Path]:
     """Delete cached kernels compiled from other sources; returns the directories purged.
 
     A directory is purged when its stamp is missing or holds another source
-    hash; the current hash is then stamped there (the in-tree directory is
-    created, so the first kernels cached there are stamped from the start).
+    hash; the current hash is then stamped there (the in-tree directory and
+    the one Numba uses now are created, so the first kernels cached there
+    are stamped from the start).
     Unwritable directories are skipped (Numba will not cache there either).
     """
     current = source_hash(directory)
     purged = []
+    active = active_cache_directory(directory)
     for i, cache in enumerate(cache_directories(directory)):
         stamp = cache / STAMP_NAME
         try:
-            if i == 0:
-                cache.mkdir(exist_ok=True)
+            if i == 0 or cache == active:
+                # Stamped before Numba writes there: a directory it created unstamped would be purged
+                # as stale on the next run.
+                cache.mkdir(parents=True, exist_ok=True)
             if not cache.is_dir() or (stamp.is_file() and stamp.read_text() == current):
                 continue
             stale = list(cache.glob("*.nbi")) + list(cache.glob("*.nbc"))
@@ -70,9 +75,29 @@ def refresh_cache(directory: Path = _HERE) -> list[Path]:
             stamp.write_text(current)
             if stale:
                 purged.append(cache)
+                logging.getLogger(__name__).info("kernel sources changed: purged %d cached kernels in %s",
+                                                 len(stale), cache)
         except OSError:
             continue
     return purged
+
+
+def active_cache_directory(directory: Path = _HERE) -> Path:
+    """Where Numba caches the kernels of ``directory`` now: as its own locators choose, in order."""
+    candidates = cache_directories(directory)
+    if numba.config.CACHE_DIR:
+        return candidates[1]
+    return candidates[0] if os.access(candidates[0], os.W_OK) else candidates[-1]
+
+
+#: Kernel modules whose compilation dominates a first run (a layout's BFS alone is quick).
+HEAVY_MODULES = ("training", "rollout", "features", "compose", "planning")
+
+
+def cache_is_cold(directory: Path = _HERE) -> bool:
+    """True when a heavy kernel module of ``directory`` has nothing cached yet (a first run, sources just edited)."""
+    cache = active_cache_directory(directory)
+    return not cache.is_dir() or not all(any(cache.glob(f"{module}.*.nbi")) for module in HEAVY_MODULES)
 
 
 def _writable(path: Path) -> bool:

@@ -20,6 +20,7 @@ folder it created (and the directory, if it created that too and left it empty).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import zipfile
 from concurrent.futures import as_completed
@@ -41,6 +42,8 @@ from .checks import UnusableTables, check_finite_tables
 from .spec import BuildSpec
 from .store import LIBRARY_FORMAT, LIBRARY_VERSION, MANIFEST, STAGING, PolicyLibrary, PolicyRecord, layout_arrays
 from .workers import WorkerPool, check_jobs, worker_count
+
+log = logging.getLogger(__name__)
 
 BUILD_FORMAT = "lever-library-build"
 BUILD_VERSION = 1
@@ -198,6 +201,9 @@ def _train_missing(spec: BuildSpec, staging: Path, jobs: int | None, progress: b
         if shard is not None:
             staged_times[policy_id] = float(shard["train_time"])
     pending = [p for p in range(spec.n_policies) if p not in staged_times]
+    if staged_times:
+        log.info("resuming the build in %s: %d of %d policies already trained", staging.parent,
+                 len(staged_times), spec.n_policies)
 
     def report(policy_id: int, train_time: float, resumed: bool) -> None:
         bar.update(1)

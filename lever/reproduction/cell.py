@@ -25,7 +25,7 @@ from ..objectives import Objective
 from ..protocol import CANDIDATES_PER_SUBQUERY, HYBRID_K, K_SWEEP, Query, queries
 from ..strategies import grid
 from ..training import TrainConfig, train
-from .library import SnapshotLibrary
+from .library import SnapshotLibrary, train_runs
 
 #: What each row belongs to: the study's protocol (with its k-sweep), the two coverage
 #: ablations (finding 2) and the long-horizon comparison (finding 3).
@@ -132,9 +132,14 @@ class CellRunner:
                         members="|".join(library.entries[r].label for r in choice.rows),
                         **outcome(self.layout, choice.actions, objective, self.rules), **extra)
 
-    def run(self) -> list[dict]:
-        """Every row of the cell."""
-        library = SnapshotLibrary.build(self.layout, self.config, selection=self.selection)
+    def train_library(self, runs_folder) -> None:
+        """Train the library's runs into ``runs_folder`` (the first stage of :meth:`run`, done apart)."""
+        train_runs(self.layout, self.config, folder=runs_folder)
+
+    def run(self, runs_folder=None) -> list[dict]:
+        """Every row of the cell; the library's runs are taken from ``runs_folder`` where saved there."""
+        library = SnapshotLibrary.build(self.layout, self.config, selection=self.selection,
+                                        runs_folder=runs_folder)
         # Warm-up: the first call of each kernel in a process loads or compiles it (and the largest
         # batch starts the thread pool); that is not the search's cost.
         widest = max(self.queries, key=lambda q: q.n_subqueries)

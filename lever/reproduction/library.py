@@ -7,16 +7,22 @@ median-return snapshot plus a seeded 60% of the others, episode 0 excluded;
 the final table counts as a snapshot). Every entry keeps its own Q table and
 the support logged up to its episode, so a composition of entries sees only
 the transitions they covered.
+
+A reproduction trains a cell's runs as a stage of its own and keeps them in
+a folder (:func:`train_runs`, one ``<objective>.npz`` per run, each written
+atomically), so an interrupted run resumes without retraining them and the
+progress bar shows the training stage apart from the searches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from ..compose import PolicyStack
-from ..errors import LeverError
+from ..errors import FileFormatError, LeverError
 from ..evaluation import rollout
 from ..gridworld import Layout
 from ..protocol import LIBRARY_OBJECTIVES, rank_candidates, select_snapshots
@@ -64,6 +70,44 @@ def run_entries(layout: Layout, objective: str, policy: TrainedPolicy, rules: st
             for i in kept]
 
 
+def run_file(folder: Path, objective: str) -> Path:
+    """Where :func:`train_runs` keeps the training run of ``objective``."""
+    return Path(folder) / f"{objective}.npz"
+
+
+def _saved_run(path: Path, layout: Layout, objective: str, config: TrainConfig) -> TrainedPolicy | None:
+    # A run saved by an earlier, interrupted attempt, if it is whole and of this very training.
+    if not path.exists():
+        return None
+    try:
+        policy = TrainedPolicy.load(path)
+    except FileFormatError:
+        return None  # a damaged file is trained again
+    same = policy.layout_id == layout.id and policy.objective.name == objective and policy.config == config
+    return policy if same else None
+
+
+def train_runs(layout: Layout, config: TrainConfig, objectives=LIBRARY_OBJECTIVES,
+               folder: str | Path | None = None) -> list[TrainedPolicy]:
+    """Train every objective under ``config``, one run each, in ``objectives`` order.
+
+    With a ``folder``, each run is saved there as it finishes and a run
+    already saved there (of the same layout, objective and config) is
+    loaded instead of trained again.
+    """
+    runs = []
+    for objective in objectives:
+        path = run_file(folder, objective) if folder is not None else None
+        policy = _saved_run(path, layout, objective, config) if path is not None else None
+        if policy is None:
+            policy = train(layout, objective, config)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                policy.save(path)
+        runs.append(policy)
+    return runs
+
+
 @dataclass(frozen=True, eq=False)
 class SnapshotLibrary:
     """Every entry of one (set, seed, budget), stacked for the composition kernels.
@@ -79,13 +123,17 @@ class SnapshotLibrary:
 
     @classmethod
     def build(cls, layout: Layout, config: TrainConfig, objectives=LIBRARY_OBJECTIVES,
-              selection: str = "study", selection_seed: int = 0) -> "SnapshotLibrary":
-        """Train every objective under ``config`` and keep the selected snapshots of each run."""
+              selection: str = "study", selection_seed: int = 0,
+              runs_folder: str | Path | None = None) -> "SnapshotLibrary":
+        """Train every objective under ``config`` and keep the selected snapshots of each run.
+
+        ``runs_folder``: where the runs are kept and resumed from (see :func:`train_runs`).
+        """
         if selection not in SELECTIONS:
             raise LeverError(f"unknown snapshot selection {selection!r}; valid: {', '.join(SELECTIONS)}")
         entries, times = [], {}
-        for i, objective in enumerate(objectives):
-            policy = train(layout, objective, config)
+        runs = train_runs(layout, config, objectives, runs_folder)
+        for i, (objective, policy) in enumerate(zip(objectives, runs)):
             times[objective] = policy.wall_time
             entries += run_entries(layout, objective, policy, config.rules, selection, selection_seed + i)
         return cls.of(layout, entries, times)

@@ -1,10 +1,14 @@
 """``lever.reproduction``: the study's protocol end to end, resumable and parallel.
 
 One cell per (layout seed, budget) (:class:`~lever.reproduction.cell.CellRunner`)
-runs on the sweep's backends (local processes or Ray). Each finished cell is
-written at once, atomically, to ``OUT/cells/<seed>-<budget>.json`` with a
-checksum of its rows; a re-run of the same configuration skips them, so an
-interruption loses at most the cells in flight. ``OUT/reproduction.json``
+runs on the sweep's backends (local processes or Ray) in two tasks: the
+training of its library's runs (kept in ``OUT/runs/<seed>-<budget>/`` until
+the cell is done), then its searches, baselines and ablations; the progress
+bars count both stages. Each finished cell is written at once, atomically,
+to ``OUT/cells/<seed>-<budget>.json`` with a checksum of its rows; a re-run
+of the same configuration skips them and reuses saved runs, so an
+interruption loses at most the work in flight. Ray workers must share
+``OUT``'s file system. ``OUT/reproduction.json``
 holds the configuration; a directory holding another one is refused. At the
 end ``OUT/results.csv`` (one tidy row per experiment, query, mode and
 method), ``OUT/report.md`` and ``OUT/figures/`` are written.
@@ -16,7 +20,9 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +40,8 @@ from ..training import BUDGETS
 from .cell import COLUMNS, CellRunner
 from .library import SELECTIONS
 from .report import write_report
+
+log = logging.getLogger(__name__)
 
 REPRODUCTION_FORMAT = "lever-reproduction"
 CELL_FORMAT = "lever-reproduction-cell"
@@ -118,12 +126,21 @@ class ReproduceConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_cell(config_doc: dict, seed: int, budget: str) -> tuple[int, str, list[dict]]:
-    """One cell's rows; module-level so worker processes and Ray tasks can run it."""
+def _cell_runner(config_doc: dict, seed: int, budget: str) -> CellRunner:
     config = ReproduceConfig.from_dict(config_doc)
-    runner = CellRunner(config.setting, seed, budget, config.rules, config.train_seed, config.episodes,
-                        config.modes, config.ablations, config.selection, config.operator)
-    return seed, budget, runner.run()
+    return CellRunner(config.setting, seed, budget, config.rules, config.train_seed, config.episodes,
+                      config.modes, config.ablations, config.selection, config.operator)
+
+
+def train_cell_library(config_doc: dict, seed: int, budget: str, runs_folder: str) -> tuple[int, str]:
+    """Train one cell's library runs into ``runs_folder``; module-level so workers and Ray tasks can run it."""
+    _cell_runner(config_doc, seed, budget).train_library(runs_folder)
+    return seed, budget
+
+
+def run_cell(config_doc: dict, seed: int, budget: str, runs_folder: str | None = None) -> tuple[int, str, list[dict]]:
+    """One cell's rows, its library's runs taken from ``runs_folder`` where saved; module-level for workers."""
+    return seed, budget, _cell_runner(config_doc, seed, budget).run(runs_folder)
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,11 @@ def _rows_digest(rows: list[dict]) -> str:
 
 def _cell_path(out: Path, seed: int, budget: str) -> Path:
     return out / "cells" / f"{seed}-{budget}.json"
+
+
+def _runs_folder(out: Path, seed: int, budget: str) -> Path:
+    # The training runs of a cell's library, kept only until the cell is written.
+    return out / "runs" / f"{seed}-{budget}"
 
 
 def _load_cell(path: Path, config: ReproduceConfig) -> list[dict] | None:
@@ -181,6 +203,42 @@ def write_results(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def _run_stages(config: ReproduceConfig, out: Path, todo: list, finished: dict, executor, pending: dict,
+                jobs: int, bars: list) -> None:
+    """Each cell in two tasks: train its library's runs, then run the cell on them; write each cell.
+
+    At most ``jobs`` libraries are trained ahead of the cells using them, so
+    cells start early and few runs wait on disk.
+    """
+    doc = config.to_dict()
+    waiting = list(todo)
+
+    def train_next() -> None:
+        if waiting:
+            seed, budget = waiting.pop(0)
+            folder = str(_runs_folder(out, seed, budget))
+            pending[executor.submit(train_cell_library, doc, seed, budget, folder)] = "library"
+
+    for _ in range(jobs):
+        train_next()
+    while pending:
+        for handle in executor.next_done(set(pending)):
+            stage = pending.pop(handle)
+            if stage == "library":
+                seed, budget = executor.result(handle)
+                bars[0].update(1)
+                folder = str(_runs_folder(out, seed, budget))
+                pending[executor.submit(run_cell, doc, seed, budget, folder)] = "cell"
+                train_next()
+                continue
+            seed, budget, rows = executor.result(handle)
+            write_json(_cell_path(out, seed, budget), CELL_FORMAT, FORMAT_VERSION,
+                       {"config_hash": config.hash, "sha256": _rows_digest(rows), "rows": rows})
+            shutil.rmtree(_runs_folder(out, seed, budget), ignore_errors=True)
+            finished[(seed, budget)] = rows
+            bars[1].update(1)
+
+
 def reproduce(config: ReproduceConfig | None = None, out: str | os.PathLike = "reproduction", *,
               jobs: int | None = None, backend: str = "process", address: str | None = None,
               progress: bool = True) -> Reproduction:
@@ -211,24 +269,26 @@ def _reproduce(config: ReproduceConfig, out: Path, jobs: int | None, backend: st
             finished[(seed, budget)] = rows
     resumed = len(finished)
     todo = [cell for cell in config.cells if cell not in finished]
+    if resumed:
+        log.info("resuming %s: %d of %d cells already done", out, resumed, len(config.cells))
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     executor = make_backend(backend, jobs, address)
-    pending, interrupted = set(), True
+    pending: dict = {}
+    interrupted = True
+    bars = [tqdm(total=len(config.cells), initial=resumed, desc=desc, unit="cell", position=i,
+                 disable=not progress, dynamic_ncols=True)
+            for i, desc in enumerate(("training libraries", "reproducing"))]
     try:
-        pending = {executor.submit(run_cell, config.to_dict(), seed, budget) for seed, budget in todo}
-        with tqdm(total=len(config.cells), initial=resumed, desc="reproducing", unit="cell",
-                  disable=not progress) as bar:
-            while pending:
-                for handle in executor.next_done(pending):
-                    pending.discard(handle)
-                    seed, budget, rows = executor.result(handle)
-                    write_json(_cell_path(out, seed, budget), CELL_FORMAT, FORMAT_VERSION,
-                               {"config_hash": config.hash, "sha256": _rows_digest(rows), "rows": rows})
-                    finished[(seed, budget)] = rows
-                    bar.update(1)
+        _run_stages(config, out, todo, finished, executor, pending, jobs, bars)
         interrupted = False
     finally:
-        executor.close(pending, cancel=interrupted)
+        for bar in reversed(bars):
+            bar.close()
+        executor.close(set(pending), cancel=interrupted)
+    try:
+        (out / "runs").rmdir()  # every cell is written: no run is kept
+    except OSError:
+        pass
     rows = [row for cell in config.cells for row in finished[cell]]
     write_results(rows, out / "results.csv")
     wall = time.perf_counter() - began

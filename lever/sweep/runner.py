@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from .backends import BACKENDS, make_backend
 from .cell import CellResult, build_cell_library, library_root, run_cell
 from .config import Cell, SweepConfig
 from .table import SweepRow, rows_of, write_table
+
+log = logging.getLogger(__name__)
 
 SWEEP_FORMAT = "lever-sweep"
 CELL_FORMAT = "lever-sweep-cell"
@@ -185,6 +188,8 @@ def _run_locked(config: SweepConfig, out: Path, jobs: int | None, backend: str, 
     finished = load_finished(config, out)
     todo = [cell for cell in cells if cell not in finished]
     reused = len(finished)
+    if reused:
+        log.info("resuming %s: %d of %d cells already done", out, reused, len(cells))
 
     if todo:
         executor = make_backend(backend, worker_count(jobs, len(todo)), address)
@@ -206,8 +211,10 @@ def _run_cells(config: SweepConfig, out: Path, todo: list[Cell], finished: dict,
     for cell in todo:
         by_library.setdefault(cell.library_key, []).append(cell)
     pending: dict = {}  # handle -> ("library", key) or ("cell", cell)
-    bar = tqdm(total=total, initial=total - len(todo), unit="cell", desc="sweep", disable=not progress,
-               dynamic_ncols=True)
+    libraries = tqdm(total=len(by_library), unit="library", desc="building libraries", position=0,
+                     disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=total - len(todo), unit="cell", desc="sweep", position=1,
+               disable=not progress, dynamic_ncols=True)
     cancelled = True
     try:
         for key in by_library:
@@ -218,6 +225,7 @@ def _run_cells(config: SweepConfig, out: Path, todo: list[Cell], finished: dict,
                 kind, what = pending.pop(handle)
                 result = executor.result(handle)
                 if kind == "library":
+                    libraries.update(1)
                     for cell in by_library[what]:
                         pending[executor.submit(run_cell, config, cell, result)] = ("cell", cell)
                 else:
@@ -227,4 +235,5 @@ def _run_cells(config: SweepConfig, out: Path, todo: list[Cell], finished: dict,
         cancelled = False
     finally:
         bar.close()
+        libraries.close()
         executor.close(pending, cancel=cancelled)
