@@ -100,3 +100,22 @@ def test_verbose_shows_what_lever_logs_and_quiet_by_default(tmp_path, capsys):
     assert f"lever: resuming {out}: 1 of 1 cells already done" in capsys.readouterr().err
     assert main(args) == 0
     assert "resuming" not in capsys.readouterr().err
+
+
+def test_every_command_shows_an_example_in_its_help():
+    import argparse
+
+    from lever.cli import build_parser
+
+    def commands(parser, prefix=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield (*prefix, name), sub
+                    yield from commands(sub, (*prefix, name))
+
+    found = dict(commands(build_parser()))
+    assert {"train", "show", "compose", "search", "demo", "reproduce", "sweep", "report"} <= {c[0] for c in found}
+    for command, parser in found.items():
+        # The example names the command itself, so it can be pasted.
+        assert (parser.epilog or "").startswith(f"example: lever {' '.join(command)}"), command

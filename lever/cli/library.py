@@ -182,7 +182,9 @@ def _cmd_compose(args: argparse.Namespace) -> int:
 
 def add_compose_command(sub) -> None:
     """Register ``compose``."""
-    compose_cmd = sub.add_parser("compose", help="compose a policy for a new objective from a library, offline")
+    compose_cmd = sub.add_parser(
+        "compose", help="compose a policy for a new objective from a library, offline",
+        epilog="example: lever compose lib16 --seed 0 --objective path+gold+hazard --strategy hybrid -k 3")
     compose_cmd.add_argument("directory", help="library directory")
     compose_cmd.add_argument("--objective", required=True, help="composite objective, e.g. path+gold+hazard")
     # The defaults are those of lever.compose itself, so the command and the function agree.
@@ -219,19 +221,22 @@ def add_compose_command(sub) -> None:
 def add_commands(sub) -> None:
     """Register ``library build``, ``library info``, ``library reindex``, ``search`` and ``compose``."""
     add_compose_command(sub)
-    library = sub.add_parser("library", help="build, inspect or reindex a policy library")
+    library = sub.add_parser("library", help="build, inspect or reindex a policy library",
+                             epilog="example: lever library build --grid grid16 --seeds 0 1 2 --out lib16")
     library_sub = library.add_subparsers(dest="library_command", required=True)
     _add_library_build_command(library_sub)
-    info = library_sub.add_parser("info", help="show what a library holds: sizes, objectives, support coverage")
+    info = library_sub.add_parser("info", help="show what a library holds: sizes, objectives, support coverage",
+                                  epilog="example: lever library info lib16 --json")
     info.add_argument("directory", help="library directory")
     info.add_argument("--json", action="store_true", help="print the description as JSON")
     info.set_defaults(func=_cmd_library_info)
     reindex = library_sub.add_parser("reindex", help="rebuild a library's search index (when stale, damaged or "
-                                                     "missing)")
+                                                     "missing)", epilog="example: lever library reindex lib16")
     reindex.add_argument("directory", help="library directory")
     reindex.set_defaults(func=_cmd_library_reindex)
 
-    search = sub.add_parser("search", help="rank a library's policies by predicted return for an objective")
+    search = sub.add_parser("search", help="rank a library's policies by predicted return for an objective",
+                            epilog="example: lever search lib16 --seed 0 --objective path+gold -k 5")
     search.add_argument("directory", help="library directory")
     search.add_argument("--objective", required=True,
                         help="composite objective, e.g. path+gold or path+gold*0.5")
@@ -245,7 +250,8 @@ def add_commands(sub) -> None:
 
 
 def _add_library_build_command(library_sub) -> None:
-    build = library_sub.add_parser("build", help="train every objective for each layout seed and budget")
+    build = library_sub.add_parser("build", help="train every objective for each layout seed and budget",
+                                   epilog="example: lever library build --grid grid16 --seeds 0 1 2 3 4 --out lib16")
     add_training_setup_options(build)
     build.add_argument("--seeds", type=int, nargs="+", default=list(BUILD.layout_seeds), metavar="SEED",
                        help=f"layout seeds (default: {' '.join(map(str, BUILD.layout_seeds))})")
