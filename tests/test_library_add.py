@@ -349,3 +349,29 @@ def test_version_2_library_opens_and_is_upgraded_by_add(lib):
     assert json.loads(path.read_text())["version"] == 3
     reopened = PolicyLibrary.open(lib.root)
     assert reopened.record(record.policy_id) == record and reopened.record(0).source == "trained"
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+def test_cli_library_add(lib, trained, tmp_path, capsys):
+    from lever.cli import main
+    q_file, support_file = tmp_path / "q.npy", tmp_path / "visits.npy"
+    np.save(q_file, trained.q)
+    np.save(support_file, trained.visits)
+    seed = lib.record(0).layout_seed
+    assert main(["library", "add", str(lib.root), "--seed", str(seed), "--objective", "path+gold",
+                 "--q", str(q_file), "--support", str(support_file), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["policy_id"], doc["support"], doc["label"], doc["source"]) == (8, "given", "q.npy", "added")
+    assert doc["support_pairs"] == int(np.count_nonzero(trained.visits))
+    assert main(["library", "add", str(lib.root), "--layout", lib.layout_ids[0], "--objective", "path",
+                 "--q", str(q_file)]) == 0
+    assert "added policy 9 (path)" in capsys.readouterr().out
+    reopened = PolicyLibrary.open(lib.root)
+    np.testing.assert_array_equal(reopened.tables(lib.layout_ids[0]).visits[4], trained.visits)
+    before = snapshot(lib.root)
+    assert main(["library", "add", str(lib.root), "--seed", str(seed), "--objective", "path",
+                 "--q", str(tmp_path / "missing.npy")]) == 2
+    assert main(["library", "add", str(lib.root), "--objective", "path", "--q", str(q_file)]) == 2  # 2 layouts
+    assert "name the one" in capsys.readouterr().err
+    assert snapshot(lib.root) == before
