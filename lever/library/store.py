@@ -71,7 +71,9 @@ LOCK_WAIT_S = 30.0
 
 
 class PolicyLibrary:
-    """A directory of trained policies (see :mod:`lever.library`); open with :meth:`open`, make with :meth:`build`.
+    """A directory of trained policies (see :mod:`lever.library`); open with :meth:`open`, make with :meth:`build`,
+    add a policy given as a Q table with ``add`` and take one out as plain arrays with ``export``
+    (:mod:`lever.library.add`).
 
     ``records`` lists every policy in id order; ``layout_ids`` the layouts in
     build order.
