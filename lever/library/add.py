@@ -229,7 +229,10 @@ def _write(library: PolicyLibrary, layout: Layout, record: PolicyRecord, row: di
         "spec": doc["spec"], "layouts": entries, "files": files,
         "records": [r.to_json() for r in library.records] + [record.to_json()]})
     for name in superseded:
-        resolve_inside(root, name).unlink(missing_ok=True)
+        try:
+            resolve_inside(root, name).unlink(missing_ok=True)
+        except OSError:
+            pass  # still mapped elsewhere (Windows): now unlisted, so the next add removes it
 
 
 def _remove_leftovers(library: PolicyLibrary, doc: dict) -> None:
