@@ -58,8 +58,10 @@ class PolicyStack:
     sets): ``q`` float (P, S, A); ``support`` uint8 (P, S) bit masks of
     visited actions; ``next_state`` int32 (P, S, A); ``reward_model``
     float64 (P, S, A, N_SETS), every set's reward on the first visit;
-    ``q_vector`` float (P, S, A, C) or None; ``policy_ids`` int64 (P,).
-    Build it with :meth:`from_tables` (a library's ``PolicyTables``) or
+    ``q_vector`` float (P, S, A, C) or None; ``policy_ids`` int64 (P,);
+    ``lacks_vector_q`` bool (P,): rows whose vector Q is a placeholder (a
+    library policy added from a plain Q table), which the ``max`` operator
+    refuses to compose. Build it with :meth:`from_tables` (a library's ``PolicyTables``) or
     :meth:`from_policies` (``TrainedPolicy`` objects).
     """
 
@@ -70,11 +72,15 @@ class PolicyStack:
     next_state: np.ndarray
     reward_model: np.ndarray
     q_vector: np.ndarray | None
+    lacks_vector_q: np.ndarray | None = None
 
     @classmethod
     def from_arrays(cls, layout: Layout, q, visits, next_state, reward_model, q_vector=None,
-                    policy_ids=None) -> "PolicyStack":
-        """Check shapes and values of stacked tables, then pack the support bits."""
+                    policy_ids=None, has_vector_q=None) -> "PolicyStack":
+        """Check shapes and values of stacked tables, then pack the support bits.
+
+        ``has_vector_q`` bool (P,): whether each row's ``q_vector`` is real (None: all are).
+        """
         q = np.asarray(q)
         visits = np.asarray(visits)
         next_state = np.asarray(next_state)
@@ -106,16 +112,22 @@ class PolicyStack:
         policy_ids = np.asarray(policy_ids, dtype=np.int64)
         if policy_ids.shape != (shape[0],):
             raise LeverError(f"policy_ids has shape {policy_ids.shape}, expected ({shape[0]},)")
+        lacks = None
+        if q_vector is not None and has_vector_q is not None:
+            has_vector_q = np.asarray(has_vector_q, dtype=bool)
+            if has_vector_q.shape != (shape[0],):
+                raise LeverError(f"has_vector_q has shape {has_vector_q.shape}, expected ({shape[0]},)")
+            lacks = _frozen(~has_vector_q) if not has_vector_q.all() else None
         support = np.empty(shape[:2], dtype=np.uint8)
         support_bits(np.ascontiguousarray(visits), support)
         return cls(layout, _frozen(policy_ids), _frozen(q), _frozen(support), _frozen(next_state, np.int32),
-                   _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector))
+                   _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector), lacks)
 
     @classmethod
     def from_tables(cls, layout: Layout, tables) -> "PolicyStack":
         """From a library's ``PolicyTables`` of ``layout``."""
         return cls.from_arrays(layout, tables.q, tables.visits, tables.next_state, tables.reward_model,
-                               tables.q_vector, tables.policy_ids)
+                               tables.q_vector, tables.policy_ids, getattr(tables, "has_vector_q", None))
 
     @classmethod
     def from_policies(cls, layout: Layout, policies, policy_ids=None) -> "PolicyStack":
@@ -302,6 +314,13 @@ class Composer:
         betas = _betas(betas, combos)
         if self.code == OP_MAX and not np.all(betas > 0):
             raise LeverError("the max operator needs positive member weights (betas)")
+        lacks = self.stack.lacks_vector_q
+        if self.code == OP_MAX and lacks is not None and lacks[combos].any():
+            # Their stored vector Q is zeros, not a value: GPI over it would pick actions at random.
+            ids = sorted({int(self.stack.policy_ids[r]) for r in np.unique(combos) if lacks[r]})
+            raise LeverError(f"policies {ids} were added from a plain Q table and have no vector Q table; "
+                             f"the max operator (GPI) needs one: use operator='sum', or add them with an "
+                             f"(S, A, C) table")
         actions = np.empty((combos.shape[0], self.stack.layout.n_states), dtype=np.int32)
         covered = np.empty(combos.shape[0], dtype=np.int64)
         kernel = compose_batch if combos.shape[0] >= PARALLEL_MIN_BATCH else compose_batch_serial

@@ -132,10 +132,11 @@ def read_text(path: str | os.PathLike, kind: str, missing: str = "no such file")
         raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
+def read_json(path: str | os.PathLike, kind: str, version: int | tuple[int, ...]) -> dict:
     """Read a file written by :func:`write_json`, checking its kind and version.
 
-    Raises :class:`FileFormatError` naming the file if it is missing, a
+    ``version`` is the format version this lever reads, or a tuple of the
+    versions it still reads (a reader that upgrades older files). Raises :class:`FileFormatError` naming the file if it is missing, a
     directory, unreadable, not UTF-8 JSON, holds ``NaN`` or ``Infinity``,
     nests more than :data:`MAX_JSON_DEPTH` levels, or is of another kind or
     another format version.
@@ -166,8 +167,10 @@ def read_json(path: str | os.PathLike, kind: str, version: int) -> dict:
     if not isinstance(document, dict) or document.get("format") != kind:
         raise FileFormatError(f"{path}: not a {kind} file")
     found = document.get("version")
-    if type(found) is not int or found != version:  # not True or 1.0 for 1
-        raise FileFormatError(f"{path}: {kind} format version {found!r}, this lever reads {version}")
+    accepted = version if isinstance(version, tuple) else (version,)
+    if type(found) is not int or found not in accepted:  # not True or 1.0 for 1
+        readable = " or ".join(str(v) for v in accepted)
+        raise FileFormatError(f"{path}: {kind} format version {found!r}, this lever reads {readable}")
     return document
 
 

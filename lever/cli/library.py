@@ -1,4 +1,4 @@
-"""``lever library build|info|reindex``, ``lever search`` and ``lever compose``: policy libraries."""
+"""``lever library build|info|reindex|add``, ``lever search`` and ``lever compose``: policy libraries."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import inspect
@@ -69,6 +70,35 @@ def _cmd_library_reindex(args: argparse.Namespace) -> int:
     library = PolicyLibrary.open(args.directory)
     index = library.index(rebuild=True)
     print(f"index of {library.root} rebuilt: {len(index)} policies, {len(index.layouts)} layouts")
+    return 0
+
+
+def _load_table(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise LeverError(f"{path}: no such file ({what})") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise LeverError(f"{path}: not a readable .npy array ({what}: {exc})") from None
+
+
+def _cmd_library_add(args: argparse.Namespace) -> int:
+    q = _load_table(args.q, "the Q table")
+    support = None if args.support is None else _load_table(args.support, "the support")
+    library = PolicyLibrary.open(args.directory)
+    layout_id = _chosen_layout(library, args)
+    record = library.add(q, args.objective, layout_id, support=support, budget=args.budget,
+                         label=Path(args.q).name if args.label is None else args.label)
+    pairs = int(np.count_nonzero(library.tables(record.layout_id).visits[record.row]))
+    how = "derived by a greedy replay" if support is None else "given"
+    if args.json:
+        print(json.dumps({**record.to_json(), "objective": record.objective.name, "support_pairs": pairs,
+                          "support": how}, indent=1, allow_nan=False))
+        return 0
+    print(f"added policy {record.policy_id} ({record.objective}) to layout {record.layout_id} of {library.root}: "
+          f"{pairs} (state, action) pairs of support ({how}), greedy return "
+          f"{record.greedy_return[record.objective.mask]:.2f}"
+          + ("" if record.vector_q else "; no vector Q table, so the max operator will refuse it"))
     return 0
 
 
@@ -219,9 +249,9 @@ def add_compose_command(sub) -> None:
 
 
 def add_commands(sub) -> None:
-    """Register ``library build``, ``library info``, ``library reindex``, ``search`` and ``compose``."""
+    """Register ``library build``, ``library info``, ``library reindex``, ``library add``, ``search`` and ``compose``."""
     add_compose_command(sub)
-    library = sub.add_parser("library", help="build, inspect or reindex a policy library",
+    library = sub.add_parser("library", help="build, inspect, reindex or add to a policy library",
                              epilog="example: lever library build --grid grid16 --seeds 0 1 2 --out lib16")
     library_sub = library.add_subparsers(dest="library_command", required=True)
     _add_library_build_command(library_sub)
@@ -234,6 +264,7 @@ def add_commands(sub) -> None:
                                                      "missing)", epilog="example: lever library reindex lib16")
     reindex.add_argument("directory", help="library directory")
     reindex.set_defaults(func=_cmd_library_reindex)
+    _add_library_add_command(library_sub)
 
     search = sub.add_parser("search", help="rank a library's policies by predicted return for an objective",
                             epilog="example: lever search lib16 --seed 0 --objective path+gold -k 5")
@@ -275,3 +306,22 @@ def _add_library_build_command(library_sub) -> None:
                        help="add cell-kind one-hots to the embedding features")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(func=_cmd_library_build)
+
+
+def _add_library_add_command(library_sub) -> None:
+    add = library_sub.add_parser(
+        "add", help="add a policy given as a Q table (.npy) to a library",
+        epilog="example: lever library add lib8 --seed 0 --objective path+gold --q q.npy --support visits.npy")
+    add.add_argument("directory", help="library directory")
+    add.add_argument("--objective", required=True, help="the objective the table is for, e.g. path+gold")
+    add.add_argument("--q", required=True, metavar="FILE",
+                     help="Q table (S, A) or vector Q table (S, A, C) as a .npy file")
+    add.add_argument("--support", default=None, metavar="FILE",
+                     help="visit counts or a bool mask (S, A) as a .npy file (default: derived by replaying "
+                          "the greedy policy from the start)")
+    add.add_argument("--layout", default=None, help="layout id (default: the library's only layout)")
+    add.add_argument("--seed", type=int, default=None, help="the layout with this layout seed, instead of --layout")
+    add.add_argument("--budget", default="added", help="text kept as the record's budget (default: added)")
+    add.add_argument("--label", default=None, help="text kept in the record (default: the Q file's name)")
+    add.add_argument("--json", action="store_true", help="print the new record as JSON")
+    add.set_defaults(func=_cmd_library_add)

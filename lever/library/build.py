@@ -40,7 +40,9 @@ from ..objectives import Objective
 from ..training import train
 from .checks import UnusableTables, check_finite_tables
 from .spec import BuildSpec
-from .store import LIBRARY_FORMAT, LIBRARY_VERSION, MANIFEST, STAGING, PolicyLibrary, PolicyRecord, layout_arrays
+from .store import (
+    LIBRARY_FORMAT, LIBRARY_VERSION, MANIFEST, STAGING, PolicyLibrary, PolicyRecord, array_file, layout_arrays,
+)
 from .workers import WorkerPool, check_jobs, worker_count
 
 log = logging.getLogger(__name__)
@@ -251,7 +253,7 @@ def finalize(root: Path, spec: BuildSpec, layouts: list[Layout], staging: Path) 
                 tuple(float(x) for x in shards[policy_id]["greedy_return"]), row))
     write_json(root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION, {
         "spec": spec.to_json(),
-        "layouts": [{"layout_id": layout.id, "layout_seed": seed, "n_policies": per_layout}
+        "layouts": [{"layout_id": layout.id, "layout_seed": seed, "n_policies": per_layout, "generation": 0}
                     for layout, seed in zip(layouts, spec.layout_seeds)],
         "records": [r.to_json() for r in records], "files": files})
 
@@ -276,15 +278,23 @@ def _write_layout(root: Path, spec: BuildSpec, layout: Layout, ids: list[int], s
     features = embed_policies(layout, stacked["q"], config=spec.embedding)
     stacked["canonical_states"] = canonical_states(layout, spec.embedding.n_states, spec.embedding.seed)
     stacked["psi"], stacked["psi_steps"], stacked["psi_ends"] = features.psi, features.steps, features.ends
-    files = {}
-    for name in layout_arrays(spec, layout.n_states, len(ids)):
-        path = folder / f"{name}.npy"
-        array = np.ascontiguousarray(stacked[name])
-        atomic_write(path, lambda h, a=array: np.save(h, a), binary=True)
-        files[path.relative_to(root).as_posix()] = {
-            "sha256": sha256_file(path), "bytes": path.stat().st_size,
-            "shape": list(array.shape), "dtype": array.dtype.str}
+    files = write_layout_arrays(root, spec, layout, stacked, generation=0)
     path = folder / "layout.json"
     layout.save(path)
     files[path.relative_to(root).as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return files
+
+
+def write_layout_arrays(root: Path, spec: BuildSpec, layout: Layout, stacked: dict[str, np.ndarray],
+                        generation: int) -> dict[str, dict]:
+    """Write every array of :func:`layout_arrays` from ``stacked`` (name → array, rows = policies), each
+    atomically under its name at ``generation`` (:func:`array_file`); returns the manifest's file entries."""
+    files = {}
+    for name in layout_arrays(spec, layout.n_states, len(stacked["policy_ids"])):
+        relative = array_file(layout.id, name, generation)
+        path = root / relative
+        array = np.ascontiguousarray(stacked[name])
+        atomic_write(path, lambda h, a=array: np.save(h, a), binary=True)
+        files[relative] = {"sha256": sha256_file(path), "bytes": path.stat().st_size,
+                           "shape": list(array.shape), "dtype": array.dtype.str}
     return files

@@ -6,6 +6,10 @@ objects. Every field is type-checked before use, so a hand-edited manifest
 number belongs) is a :class:`FileFormatError` naming the field, and every
 file name goes through :func:`lever.fileio.resolve_inside` before anything
 is read, so a manifest cannot make lever read a file outside the library.
+
+Version 2 manifests (before policies could be added) are read as version 3
+ones: each record gains ``source`` ``"trained"``, ``vector_q`` true and an
+empty ``label``, each layout ``generation`` 0.
 """
 
 from __future__ import annotations
@@ -35,8 +39,13 @@ _SPEC_FIELDS = {"setting": str, "layout_seeds": list, "budgets": list, "objectiv
 _EMBEDDING_FIELDS = {"n_states": int, "gamma": _NUMBER, "cell_kinds": bool, "seed": int}
 _RECORD_FIELDS = {"policy_id": int, "layout_id": str, "setting": str, "layout_seed": int, "objective": list,
                   "budget": str, "algorithm": str, "gamma": _NUMBER, "train_seed": int, "train_time": _NUMBER,
-                  "greedy_return": list, "row": int}
-_LAYOUT_FIELDS = {"layout_id": str, "layout_seed": int, "n_policies": int}
+                  "greedy_return": list, "row": int, "source": str, "vector_q": bool, "label": str}
+_LAYOUT_FIELDS = {"layout_id": str, "layout_seed": int, "n_policies": int, "generation": int}
+#: What a version-2 manifest lacks, per record and per layout entry: the values its content implies.
+_V2_RECORD = {"source": "trained", "vector_q": True, "label": ""}
+_V2_LAYOUT = {"generation": 0}
+#: Where a record's policy came from: trained by a build, or added as a table.
+SOURCES = ("trained", "added")
 _TOP_FIELDS = {"format", "version", "spec", "layouts", "records", "files", "index"}
 _ARRAY_FIELDS = {"sha256": str, "bytes": int, "shape": list, "dtype": str}
 _CHECKSUM_FIELDS = {"sha256": str, "bytes": int}  # any other file, and the record of the saved index
@@ -49,8 +58,11 @@ class Manifest:
     ``files`` maps each listed file's name to its entry (``sha256``,
     ``bytes``, and for arrays ``shape`` and ``dtype``); ``paths`` maps the same
     names to their resolved paths, each inside the library; ``counts`` the
-    policies of each layout id, in build order; ``index`` the record of the
-    saved index's ``manifest.json`` (``sha256``, ``bytes``) or None.
+    policies of each layout id, in build order; ``generations`` the
+    generation of each layout's array files (see
+    :func:`lever.library.store.array_file`); ``index`` the record of the
+    saved index's ``manifest.json`` (``sha256``, ``bytes``) or None;
+    ``version`` the format version the manifest was written in.
     """
 
     spec: BuildSpec
@@ -60,6 +72,8 @@ class Manifest:
     counts: dict
     index: dict | None
     fingerprint: str
+    generations: dict
+    version: int
 
 
 def manifest_fingerprint(doc: dict) -> str:
@@ -120,8 +134,12 @@ def _spec(value, where: str) -> BuildSpec:
         raise FileFormatError(f"{where}: not a valid build spec ({exc})") from None
 
 
-def _record(value, where: str, make_record):
+def _record(value, where: str, make_record, version: int):
+    if version == 2 and isinstance(value, dict):
+        value = {**_V2_RECORD, **value}
     _fields(value, _RECORD_FIELDS, where)
+    if value["source"] not in SOURCES:
+        raise FileFormatError(f"{where}.source: {value['source']!r} is not one of {', '.join(SOURCES)}")
     _list_of(value["objective"], _NUMBER, f"{where}.objective")
     if len(_list_of(value["greedy_return"], _NUMBER, f"{where}.greedy_return")) != N_SETS:
         raise FileFormatError(f"{where}.greedy_return: expected {N_SETS} numbers, "
@@ -154,19 +172,27 @@ def parse_manifest(root: Path, manifest: Path, doc: dict, make_record: Callable[
     unknown = sorted(set(doc) - _TOP_FIELDS)
     if unknown:
         raise FileFormatError(f"{manifest}: unknown field {unknown[0]!r}")
+    version = doc.get("version")
     spec = _spec(doc.get("spec"), f"{manifest}: spec")
     raw_records = check_type(doc.get("records"), list, f"{manifest}: records")
-    records = tuple(_record(r, f"{manifest}: records[{i}]", make_record) for i, r in enumerate(raw_records))
+    records = tuple(_record(r, f"{manifest}: records[{i}]", make_record, version)
+                    for i, r in enumerate(raw_records))
     counts: dict[str, int] = {}
+    generations: dict[str, int] = {}
     for i, entry in enumerate(check_type(doc.get("layouts"), list, f"{manifest}: layouts")):
         where = f"{manifest}: layouts[{i}]"
+        if version == 2 and isinstance(entry, dict):
+            entry = {**_V2_LAYOUT, **entry}
         _fields(entry, _LAYOUT_FIELDS, where)
         layout_id = _layout_id(entry["layout_id"], f"{where}.layout_id")
         if layout_id in counts:
             raise FileFormatError(f"{where}: layout {layout_id} is listed twice")
         if entry["n_policies"] < 0:
             raise FileFormatError(f"{where}.n_policies: negative")
+        if entry["generation"] < 0:
+            raise FileFormatError(f"{where}.generation: negative")
         counts[layout_id] = entry["n_policies"]
+        generations[layout_id] = entry["generation"]
     files = check_type(doc.get("files"), dict, f"{manifest}: files")
     for name, entry in files.items():
         where = f"{manifest}: files[{name!r}]"
@@ -175,7 +201,8 @@ def parse_manifest(root: Path, manifest: Path, doc: dict, make_record: Callable[
         if "shape" in entry:
             _list_of(entry["shape"], int, f"{where}.shape")
     paths = {name: resolve_inside(root, name) for name in files}
-    return Manifest(spec, records, files, paths, counts, index_record(manifest, doc), manifest_fingerprint(doc))
+    return Manifest(spec, records, files, paths, counts, index_record(manifest, doc), manifest_fingerprint(doc),
+                    generations, version)
 
 
 def index_record(manifest: Path, doc: dict) -> dict | None:
@@ -189,7 +216,7 @@ class UnusableTables(LeverError):
 
 
 def check_finite_tables(q: np.ndarray, q_vector: np.ndarray | None, objective: Objective, budget: str,
-                        layout_seed: int) -> None:
+                        layout_seed: int, *, origin: str | None = None) -> None:
     """Raise :class:`UnusableTables` (a :class:`LeverError`) if a Q table to be saved holds NaN or an infinity.
 
     Checks ``q`` and ``q_vector`` (None: no vector Q table), both as they
@@ -197,11 +224,13 @@ def check_finite_tables(q: np.ndarray, q_vector: np.ndarray | None, objective: O
 
     Such a policy has no greedy action anywhere it is not finite, so a
     library holding it would be unusable; the message names the objective,
-    the budget and the layout seed that produced it.
+    the budget and the layout seed that produced it, or ``origin`` (how the
+    table came, e.g. ``"adding path on layout seed 0"``) when given.
     """
+    origin = origin or f"training {objective} at budget {budget} on layout seed {layout_seed}"
     for name, table in (("Q table", q), ("vector Q table", q_vector)):
         if table is not None and not np.all(np.isfinite(table)):
-            raise UnusableTables(f"training {objective} at budget {budget} on layout seed {layout_seed} gave "
+            raise UnusableTables(f"{origin} gave "
                                  f"a {name} with NaN or infinity (weights too large for the Q dtype?); "
                                  f"the library was not saved")
 

@@ -1,20 +1,28 @@
 """The policy library on disk: its format, the checks made on opening, and read access.
 
-Directory format (``LIBRARY_VERSION`` 2)::
+Directory format (``LIBRARY_VERSION`` 3)::
 
-    ROOT/manifest.json                 format, version, build spec, layouts, records,
+    ROOT/manifest.json                 format, version, build spec, layouts (with the
+                                       generation of their arrays), records,
                                        per file: sha256, bytes, shape, dtype;
                                        and once the index is saved, the sha256 and
                                        size of ROOT/index/manifest.json
     ROOT/layouts/<layout_id>/layout.json        the layout (text form and spec)
     ROOT/layouts/<layout_id>/<array>.npy        one stacked array per field, rows = policies
+    ROOT/layouts/<layout_id>/<array>.g<N>.npy   the same after N policies were added (generation N)
     ROOT/index/                        the PolicyIndex (see :mod:`lever.index`)
     ROOT/.lock                         the lock of :func:`lever.fileio.exclusive_lock`
 
-Per layout the arrays are those of :func:`layout_arrays`. Arrays open
-memory-mapped, so a library larger than RAM still opens. The manifest is
-written last (see :mod:`lever.library.build`), so a directory without one
-is an unfinished build, never a library.
+Per layout the arrays are those of :func:`layout_arrays`, named by
+:func:`array_file`. Arrays open memory-mapped, so a library larger than
+RAM still opens. The manifest is written last (see
+:mod:`lever.library.build`), so a directory without one is an unfinished
+build, never a library. Adding a policy (:mod:`lever.library.add`) writes
+the layout's arrays anew under the next generation's names, then the
+manifest, then removes the superseded generation, so a crash at any point
+leaves a library that opens as before or as after. Version-2 libraries
+(no added policies, every layout at generation 0) still open; the first
+policy added rewrites their manifest in version 3.
 
 One process writes a library at a time (a build, an index rebuild: the
 exclusive lock); opening takes the shared lock while it reads and checks
@@ -32,7 +40,6 @@ from __future__ import annotations
 
 import os
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +49,18 @@ from ..errors import FileFormatError, LeverError
 from ..fileio import check_file, exclusive_lock, read_json, resolve_inside, sha256_file, shared_lock, write_json
 from ..gridworld import Layout
 from ..index import IndexParams, PolicyIndex
-from ..kernels.constants import EXIT, N_ACTIONS, N_COMPONENTS, N_SETS
-from ..objectives import Objective
+from ..kernels.constants import EXIT
 from .checks import Manifest, index_record, manifest_fingerprint, parse_manifest
+from .records import PolicyRecord, PolicyTables, array_file, layout_arrays
 from .spec import BuildSpec
 
+__all__ = ["INDEX_DIR", "LIBRARY_FORMAT", "LIBRARY_VERSION", "LOCK_WAIT_S", "MANIFEST", "READABLE_VERSIONS",
+           "STAGING", "PolicyLibrary", "PolicyRecord", "PolicyTables", "array_file", "layout_arrays"]
+
 LIBRARY_FORMAT = "lever-policy-library"
-LIBRARY_VERSION = 2  # 2: rewards of every component set, the study's rules
+LIBRARY_VERSION = 3  # 3: added policies (record source, vector_q, label; layout generations)
+#: Manifest versions this lever opens (2: rewards of every component set, the study's rules).
+READABLE_VERSIONS = (2, 3)
 MANIFEST = "manifest.json"
 #: Folder of an unfinished build inside the library's root.
 STAGING = ".staging"
@@ -58,89 +70,10 @@ INDEX_DIR = "index"
 LOCK_WAIT_S = 30.0
 
 
-def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Name → (shape, dtype) of every array a layout's folder holds, in the order they are written.
-
-    ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
-    in the spec's Q dtype; ``visits`` int64 (P, S, A); ``next_state`` int32
-    (P, S, A); ``reward_model`` float64 (P, S, A, N_SETS); ``canonical_states``
-    int64 (K,); ``psi`` float64 (P, K, D); ``psi_steps`` int32 (P, K);
-    ``psi_ends`` int8 (P, K).
-    """
-    n, S, A, C = n_policies, n_states, N_ACTIONS, N_COMPONENTS
-    K, D = spec.embedding.n_states, spec.embedding.feature_dim
-    q_dtype = np.dtype(spec.q_dtype)
-    return {"policy_ids": ((n,), np.dtype(np.int64)), "q": ((n, S, A), q_dtype),
-            "visits": ((n, S, A), np.dtype(np.int64)), "next_state": ((n, S, A), np.dtype(np.int32)),
-            "reward_model": ((n, S, A, N_SETS), np.dtype(np.float64)), "q_vector": ((n, S, A, C), q_dtype),
-            "canonical_states": ((K,), np.dtype(np.int64)), "psi": ((n, K, D), np.dtype(np.float64)),
-            "psi_steps": ((n, K), np.dtype(np.int32)), "psi_ends": ((n, K), np.dtype(np.int8))}
-
-
-@dataclass(frozen=True)
-class PolicyRecord:
-    """Metadata of one library policy; ``row`` is its index inside its layout's :class:`PolicyTables`.
-
-    ``greedy_return`` holds the return of every component set (N_SETS = 16,
-    indexed by set mask) along the policy's greedy rollout from the start.
-    """
-
-    policy_id: int
-    layout_id: str
-    setting: str
-    layout_seed: int
-    objective: Objective
-    budget: str
-    algorithm: str
-    gamma: float
-    train_seed: int
-    train_time: float
-    greedy_return: tuple[float, ...]
-    row: int
-
-    def to_json(self) -> dict:
-        """This record as a JSON-ready dict."""
-        doc = asdict(self)
-        doc["objective"] = list(self.objective.weights)
-        doc["greedy_return"] = list(self.greedy_return)
-        return doc
-
-    @classmethod
-    def from_json(cls, doc: dict) -> "PolicyRecord":
-        """A record from a dict written by :meth:`to_json`."""
-        return cls(**{**doc, "objective": Objective.parse(doc["objective"]),
-                      "greedy_return": tuple(float(x) for x in doc["greedy_return"])})
-
-
-@dataclass(frozen=True, eq=False)
-class PolicyTables:
-    """Every policy of one layout, stacked (P policies, S states, A actions, C components).
-
-    ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
-    or None in the library's Q dtype (float32 by default); ``visits`` int64
-    (P, S, A); ``next_state`` int32 (P, S, A), -1 where unknown;
-    ``reward_model`` float64 (P, S, A, N_SETS). Memory-mapped and read-only when
-    opened from disk.
-    """
-
-    policy_ids: np.ndarray
-    q: np.ndarray
-    visits: np.ndarray
-    next_state: np.ndarray
-    reward_model: np.ndarray
-    q_vector: np.ndarray | None
-
-    def __len__(self) -> int:
-        return int(self.policy_ids.shape[0])
-
-    @property
-    def support(self) -> np.ndarray:
-        """bool (P, S, A): the pairs each policy's training visited."""
-        return np.asarray(self.visits) > 0
-
-
 class PolicyLibrary:
-    """A directory of trained policies (see :mod:`lever.library`); open with :meth:`open`, make with :meth:`build`.
+    """A directory of trained policies (see :mod:`lever.library`); open with :meth:`open`, make with :meth:`build`,
+    add a policy given as a Q table with ``add`` and take one out as plain arrays with ``export``
+    (:mod:`lever.library.add`).
 
     ``records`` lists every policy in id order; ``layout_ids`` the layouts in
     build order.
@@ -184,6 +117,14 @@ class PolicyLibrary:
         with shared_lock(root, "library", wait=LOCK_WAIT_S) if lock else nullcontext():
             return cls._read(root, verify)
 
+    def reload(self, verify: bool = True, *, lock: bool = True) -> None:
+        """Read this library from disk again, in place (after this process wrote to it).
+
+        Same checks and lock as :meth:`open`; the saved index is read again on next use.
+        """
+        fresh = PolicyLibrary.open(self.root, verify, lock=lock)
+        self.__dict__.update(fresh.__dict__)
+
     @classmethod
     def _read(cls, root: Path, verify: bool) -> "PolicyLibrary":
         manifest = root / MANIFEST
@@ -191,7 +132,7 @@ class PolicyLibrary:
             raise FileFormatError(f"{manifest}: no such file; {root} holds an unfinished build, run the "
                                   f"same build again to finish it")
         resolve_inside(root, MANIFEST)
-        doc = read_json(manifest, LIBRARY_FORMAT, LIBRARY_VERSION)
+        doc = read_json(manifest, LIBRARY_FORMAT, READABLE_VERSIONS)
         checked = parse_manifest(root, manifest, doc, PolicyRecord.from_json)
         spec, records, counts = checked.spec, checked.records, checked.counts
         if [r.policy_id for r in records] != list(range(len(records))):
@@ -239,7 +180,7 @@ class PolicyLibrary:
                      n: int) -> dict[str, np.ndarray]:
         loaded = {}
         for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n).items():
-            path = cls._listed(root, checked, f"layouts/{layout.id}/{name}.npy")
+            path = cls._listed(root, checked, array_file(layout.id, name, checked.generations[layout.id]))
             array = _load_npy(path)
             if array.shape != shape or array.dtype != dtype:
                 raise FileFormatError(f"{path}: {array.dtype} {array.shape}, expected {dtype} {shape}")
@@ -270,8 +211,9 @@ class PolicyLibrary:
     def tables(self, layout_id: str) -> PolicyTables:
         """Every policy of one layout, stacked in row order (memory-mapped, read-only)."""
         a = self._layout_arrays(layout_id)
+        has_vector_q = np.array([r.vector_q for r in self.records_for(layout_id)], dtype=bool)
         return PolicyTables(a["policy_ids"], a["q"], a["visits"], a["next_state"], a["reward_model"],
-                            a["q_vector"])
+                            a["q_vector"], has_vector_q)
 
     def features(self, layout_id: str) -> SuccessorFeatures:
         """Successor features of the layout's policies from its canonical states (rows as in tables)."""
@@ -314,7 +256,7 @@ class PolicyLibrary:
     def nbytes(self) -> int:
         """Bytes of every file the manifest lists (the index not included)."""
         if self._nbytes is None:
-            doc = read_json(self.root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION)
+            doc = read_json(self.root / MANIFEST, LIBRARY_FORMAT, READABLE_VERSIONS)
             self._nbytes = int(sum(entry["bytes"] for entry in
                                    parse_manifest(self.root, self.root / MANIFEST, doc, PolicyRecord.from_json)
                                    .files.values()))
@@ -357,16 +299,17 @@ class PolicyLibrary:
         self._index = index
         return index
 
-    def _current_manifest(self) -> dict:
-        """The manifest as it is on disk now, checked to describe the data this object opened."""
-        doc = read_json(self.root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION)
+    def current_manifest(self) -> dict:
+        """The manifest as it is on disk now (a dict), checked to describe the data this object opened;
+        LeverError if another writer changed the library since."""
+        doc = read_json(self.root / MANIFEST, LIBRARY_FORMAT, READABLE_VERSIONS)
         if manifest_fingerprint(doc) != self.fingerprint:
             raise LeverError(f"{self.root} changed on disk since it was opened; open it again")
         return doc
 
     def _load_index(self) -> PolicyIndex | None:
         """The saved index, checked against the manifest's record of it; None if none is recorded or saved."""
-        doc = self._current_manifest()
+        doc = self.current_manifest()
         record = index_record(self.root / MANIFEST, doc)
         index_manifest = resolve_inside(self.root, f"{INDEX_DIR}/manifest.json")
         if record is None or not index_manifest.exists():
@@ -381,13 +324,14 @@ class PolicyLibrary:
 
     def _save_index(self, index: PolicyIndex) -> None:
         """Write ``index`` to ``ROOT/index``, then record its manifest's sha256 in the library manifest."""
-        doc = self._current_manifest()
+        doc = self.current_manifest()
         folder = resolve_inside(self.root, INDEX_DIR)
         index.save(folder, fingerprint=self.fingerprint)
         saved = folder / "manifest.json"
         payload = {key: value for key, value in doc.items() if key not in ("format", "version")}
         payload["index"] = {"sha256": sha256_file(saved), "bytes": saved.stat().st_size}
-        write_json(self.root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION, payload)
+        # The version it was written in: upgrading here would change the fingerprint the index carries.
+        write_json(self.root / MANIFEST, LIBRARY_FORMAT, doc["version"], payload)
 
 
 def _load_npy(path: Path) -> np.ndarray:
