@@ -275,9 +275,9 @@ def _reproduce(config: ReproduceConfig, out: Path, jobs: int | None, backend: st
     executor = make_backend(backend, jobs, address)
     pending: dict = {}
     interrupted = True
-    bars = [tqdm(total=len(config.cells), initial=resumed, desc=desc, unit="cell", position=i,
+    bars = [tqdm(total=len(config.cells), initial=resumed, desc=desc, unit=unit, position=i,
                  disable=not progress, dynamic_ncols=True)
-            for i, desc in enumerate(("training libraries", "reproducing"))]
+            for i, (desc, unit) in enumerate((("training libraries", "library"), ("reproducing", "cell")))]
     try:
         _run_stages(config, out, todo, finished, executor, pending, jobs, bars)
         interrupted = False
