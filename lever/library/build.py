@@ -175,7 +175,7 @@ def _build_locked(root: Path, spec: BuildSpec, layouts: list[Layout], jobs: int 
         if fresh:
             shutil.rmtree(staging, ignore_errors=True)
         raise
-    finalize(root, spec, layouts, staging)
+    finalize(root, spec, layouts, staging, progress)
     shutil.rmtree(staging, ignore_errors=True)
     library = PolicyLibrary.open(root, lock=False)
     library.index(rebuild=True, lock=False)
@@ -233,15 +233,16 @@ def _train_missing(spec: BuildSpec, staging: Path, jobs: int | None, progress: b
         pool.shutdown()
 
 
-def finalize(root: Path, spec: BuildSpec, layouts: list[Layout], staging: Path) -> None:
+def finalize(root: Path, spec: BuildSpec, layouts: list[Layout], staging: Path, progress: bool = False) -> None:
     """Stack the staged policies per layout, embed them, write the arrays, then the manifest.
 
-    Only one layout's policies are in memory at a time.
+    Only one layout's policies are in memory at a time; ``progress`` shows a bar over the layouts.
     """
     files: dict[str, dict] = {}
     records = []
     per_layout = spec.policies_per_layout
-    for layout_index, layout in enumerate(layouts):
+    for layout_index, layout in enumerate(tqdm(layouts, desc="embedding and writing", unit="layout",
+                                               disable=not progress)):
         ids = list(range(layout_index * per_layout, (layout_index + 1) * per_layout))
         shards = {policy_id: _staged(spec, staging, policy_id, layout) for policy_id in ids}
         files.update(_write_layout(root, spec, layout, ids, shards))
