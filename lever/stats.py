@@ -187,7 +187,8 @@ def safe_ratio(numerator: float | np.ndarray, denominator: float | np.ndarray
                          f"with numerator shape {num.shape}") from None
     valid = den > 0  # False for NaN as well
     out = np.full(num.shape, np.nan)
-    np.divide(num, den, out=out, where=valid)
+    with np.errstate(over="ignore"):  # a ratio beyond float64 is inf, as IEEE division gives it
+        np.divide(num, den, out=out, where=valid)
     if out.ndim == 0:
         return float(out)
     return out
