@@ -68,6 +68,10 @@ class IndexParams:
             if getattr(self, name) < 1:
                 raise LeverError(f"index parameter {name} must be >= 1, got {getattr(self, name)}")
 
+    def ef_for(self, group_size: int, k: int) -> int:
+        """The query ef for a ``k``-nearest search of a group of ``group_size`` policies."""
+        return max(k, self.ef_min)
+
 
 def build_graph(vectors: np.ndarray, space: str, labels: np.ndarray | None = None,
                 params: IndexParams = IndexParams(), threads: int = 1) -> hnswlib.Index:
