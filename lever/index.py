@@ -1,48 +1,62 @@
-"""Retrieval of library policies through hnswlib.
+"""Retrieval of library policies: exact numpy search for small groups, hnswlib graphs for large ones.
 
-Two graphs per group of policies: a maximum-inner-product graph over value
-signatures ψ(start) (C = 16 dims: one per component set), answering "which policy has the largest
-predicted return w · ψ(start)", and a cosine graph over the flattened
-behaviour embeddings (K·D dims), answering "which policies behave like this
-one". Every layout has its own group, so a layout filter is exact, and one
-more group holds every policy for unfiltered queries.
+Policies are grouped by layout, so a layout filter is exact, and one more
+group holds every policy for unfiltered queries. Two query kinds: weight
+queries, "which policy has the largest predicted return w · ψ(start)" over
+the value signatures (C = 16 dims: one per component set), and similarity
+queries, "which policies behave like this one", cosine over the flattened
+behaviour embeddings (K·D dims).
 
-Maximum inner product in so few dimensions is a poor fit for hnswlib's own
-``ip`` space (measured recall@10 ≈ 0.98 at ef = 512), so it is reduced to
-nearest neighbours in L2 (Bachrach et al., 2014): each signature x becomes
+A group of fewer than ``IndexParams.exact_below`` policies (default 10⁴)
+is answered exactly: every member is scored in float64 and ranked. Below
+that size numpy scores a whole group faster than hnswlib walks a graph
+(measured in ``benchmarks/bench_index.py``), and such a group needs no
+graph, no build time and no graph file. A group at least that large gets
+two hnswlib graphs (:mod:`lever.index_graphs`): maximum inner product,
+reduced to nearest neighbours in L2 (Bachrach et al., 2014; hnswlib's own
+``ip`` space recalls poorly in so few dimensions): each signature x becomes
 [x, sqrt(R² − |x|²)] / R with R the largest norm of the group, a query w
-becomes [w / |w|, 0], and then |q − x'|² = 2 − 2 w·x / (|w| R), so the
-nearest points are exactly the largest inner products. Queries search with
-ef = max(k, ef_min), ef_min = 512 by default; every candidate the search
-keeps (up to ef) is re-scored exactly in float64, ranked best first, ties
-by policy id, and the first k are the answer. So policies with equal
+becomes [w / |w|, 0], so |q − x'|² = 2 − 2 w·x / (|w| R) and the nearest
+points are exactly the largest inner products; and cosine over the
+embeddings. A graph search keeps ``IndexParams.ef_for(size, k)``
+candidates (ef = max(k, ef_min), ef_min = 512 by default;
+``benchmarks/bench_index_recall.py`` measures recall@10 at 10⁶ vectors).
+
+Both paths rank the same way: candidates (every member, or every point the
+graph search kept) are re-scored exactly in float64, ranked best first,
+ties by policy id, and the first k are the answer. So policies with equal
 scores (common: many policies share a greedy route) are cut at the k-th
-place by policy id, as a brute-force ranking cuts them, whenever the
-search reached them.
+place by policy id, as a brute-force ranking cuts them; the exact path
+always does, the graph path whenever its search reached them.
 
 On disk (a directory, usually ``<library>/index``): ``manifest.json``
 (format version, parameters, groups, per-file sha256), ``policy_ids.npy``,
-``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and two
-``group<n>.{mips,cos}.bin`` hnswlib files per group; the manifest is written
-last so a half-written index never loads, and every file is checked
-against its sha256 before it is read, so hnswlib never reads a damaged file.
+``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and, for each
+group searched through graphs, two ``group<n>.{mips,cos}.bin`` hnswlib
+files; the manifest is written last so a half-written index never loads,
+and every file is checked against its sha256 before it is read, so hnswlib
+never reads a damaged file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import hnswlib
 import numpy as np
 
 from .errors import FileFormatError, LeverError
 from .fileio import atomic_write, check_file, check_type, read_json, resolve_inside, sha256_file, write_json
+from .index_graphs import IndexParams, build_graph, load_graph, mips_query, mips_vectors, search_graph
 from .objectives import Objective
 
+__all__ = ["ALL", "INDEX_FORMAT", "INDEX_VERSION", "Candidate", "IndexParams", "PolicyIndex", "build_graph",
+           "mips_query", "mips_vectors", "saved_version"]
+
 INDEX_FORMAT = "lever-policy-index"
-INDEX_VERSION = 2  # 2: value signatures over the component sets
+INDEX_VERSION = 3  # 2: value signatures over the component sets; 3: small groups exact, without graphs
 ALL = "all"
 
 
@@ -54,58 +68,19 @@ class Candidate:
     score: float
 
 
-@dataclass(frozen=True)
-class IndexParams:
-    """hnswlib parameters: graph degree ``M``, ``ef_construction``, the smallest query ``ef``, the seed."""
-
-    M: int = 16
-    ef_construction: int = 200
-    ef_min: int = 512
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("M", "ef_construction", "ef_min"):
-            if getattr(self, name) < 1:
-                raise LeverError(f"index parameter {name} must be >= 1, got {getattr(self, name)}")
-
-    def ef_for(self, group_size: int, k: int) -> int:
-        """The query ef for a ``k``-nearest search of a group of ``group_size`` policies."""
-        return max(k, self.ef_min)
-
-
-def build_graph(vectors: np.ndarray, space: str, labels: np.ndarray | None = None,
-                params: IndexParams = IndexParams(), threads: int = 1) -> hnswlib.Index:
-    """An hnswlib graph over ``vectors`` float (N, dim) in hnswlib ``space`` ("l2", "ip" or "cosine").
-
-    One thread (the default) makes the graph, and so every answer, the same on every run.
-    """
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    graph = hnswlib.Index(space=space, dim=vectors.shape[1])
-    graph.init_index(max_elements=max(1, vectors.shape[0]), ef_construction=params.ef_construction,
-                     M=params.M, random_seed=params.seed)
-    if vectors.shape[0]:
-        graph.add_items(vectors, np.arange(vectors.shape[0]) if labels is None else labels,
-                        num_threads=threads)
-    return graph
-
-
-def mips_vectors(signatures: np.ndarray) -> np.ndarray:
-    """Signatures (N, C) lifted onto the unit sphere in C+1 dims, float32 (N, C+1), for L2 search."""
-    signatures = np.asarray(signatures, dtype=np.float64)
-    norms = np.linalg.norm(signatures, axis=1)
-    radius = norms.max() if norms.size and norms.max() > 0 else 1.0
-    lift = np.sqrt(np.maximum(radius ** 2 - norms ** 2, 0.0))
-    return (np.column_stack([signatures, lift]) / radius).astype(np.float32)
-
-
-def mips_query(weights: np.ndarray) -> np.ndarray:
-    """A weight vector (C,) as the matching L2 query of :func:`mips_vectors`, float32 (C+1,)."""
-    weights = np.asarray(weights, dtype=np.float64)
-    return np.append(weights / np.linalg.norm(weights), 0.0).astype(np.float32)
+def saved_version(directory: str | os.PathLike) -> int | None:
+    """The format version of the index saved in ``directory``, or None if there is no readable one."""
+    try:
+        doc = json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT or type(doc.get("version")) is not int:
+        return None
+    return doc["version"]
 
 
 class PolicyIndex:
-    """hnswlib graphs over a set of policies, grouped by layout (see the module docstring).
+    """A set of policies grouped by layout, each group searched exactly or by graphs (module docstring).
 
     policy_ids int64 (N,); layout_ids: N layout ids; signatures float64 (N, C);
     embeddings float64 (N, E).
@@ -132,20 +107,27 @@ class PolicyIndex:
         self.layout_codes = np.array([self.layouts.index(x) for x in layout_ids], dtype=np.int32) \
             if n else np.zeros(0, dtype=np.int32)
         self._row_of = {int(pid): row for row, pid in enumerate(self.policy_ids)}
+        self._norms = np.linalg.norm(self.embeddings, axis=1)
         self._groups = {ALL: np.arange(n)}
         for code, layout_id in enumerate(self.layouts):
             self._groups[layout_id] = np.flatnonzero(self.layout_codes == code)
+        # A group whose rows are consecutive (every layout of a library is) is read through a slice,
+        # a view, so the exact path copies no rows.
+        self._take = {key: slice(int(rows[0]), int(rows[-1]) + 1) if rows.size and rows[-1] - rows[0] + 1 == rows.size
+                      else rows for key, rows in self._groups.items()}
         if _graphs is None:
             _graphs = {}
             for key, rows in self._groups.items():
-                _graphs[key] = (build_graph(mips_vectors(self.signatures[rows]), "l2", rows, params),
-                                build_graph(self.embeddings[rows], "cosine", rows, params))
-        self._graphs = _graphs
+                _graphs[key] = None if params.exact(rows.size) else (
+                    build_graph(mips_vectors(self.signatures[rows]), "l2", rows, params),
+                    build_graph(self.embeddings[rows], "cosine", rows, params))
+        self._graphs = _graphs  # group key -> (MIPS graph, cosine graph), or None: searched exactly
 
     @classmethod
     def build(cls, policy_ids, layout_ids, signatures, embeddings,
               params: IndexParams = IndexParams()) -> "PolicyIndex":
-        """Build every graph (deterministic: one thread, seeded)."""
+        """Build the graphs of every group of at least ``params.exact_below`` policies (deterministic: one
+        thread, seeded)."""
         return cls(policy_ids, layout_ids, signatures, embeddings, params)
 
     def __len__(self) -> int:
@@ -162,6 +144,10 @@ class PolicyIndex:
         return int(self.embeddings.shape[1])
 
     # -- queries --------------------------------------------------------------
+    def exact(self, layout_id: str | None = None) -> bool:
+        """Whether queries over ``layout_id`` (None: every policy) are answered exactly, without a graph."""
+        return self._graphs[ALL if layout_id is None else str(layout_id)] is None
+
     def _rows(self, k: int, layout_id: str | None) -> np.ndarray:
         if len(self) == 0:
             raise LeverError("the policy index is empty")
@@ -177,17 +163,6 @@ class PolicyIndex:
             raise LeverError(f"k={k} but {where} holds only {rows.size} policies")
         return rows
 
-    def _search(self, graph: hnswlib.Index, vector: np.ndarray, k: int, group_size: int) -> np.ndarray:
-        # Every candidate the search keeps (ef of them, at most the group), for exact re-scoring.
-        ef = max(k, self.params.ef_min)
-        graph.set_ef(ef)
-        query = vector.astype(np.float32)[None]
-        try:
-            labels, _ = graph.knn_query(query, k=min(ef, group_size), num_threads=1)
-        except RuntimeError:  # the search kept fewer points than asked for: take the k needed
-            labels, _ = graph.knn_query(query, k=k, num_threads=1)
-        return labels[0].astype(np.int64)
-
     def _check_weights(self, weights) -> np.ndarray:
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape != (self.signature_dim,):
@@ -197,6 +172,10 @@ class PolicyIndex:
 
     def _ranked(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[Candidate]:
         """The best ``k`` of ``rows`` by exact ``scores``, best first, ties by policy id."""
+        if scores.size > k:  # only rows scoring at least the k-th best can place; ties all kept
+            kth = np.partition(scores, scores.size - k)[scores.size - k]
+            keep = np.flatnonzero(scores >= kth)
+            rows, scores = rows[keep], scores[keep]
         order = np.lexsort((self.policy_ids[rows], -scores))[:k]
         return [Candidate(int(self.policy_ids[rows[i]]), float(scores[i])) for i in order]
 
@@ -214,7 +193,10 @@ class PolicyIndex:
         """:meth:`query` for weights over the component sets float64 (N_SETS,), taken as given."""
         weights = self._check_weights(weights)
         rows = self._rows(k, layout_id)  # checks k and the layout filter before searching
-        found = self._search(self._graphs[ALL if layout_id is None else layout_id][0], mips_query(weights), k,
+        key = ALL if layout_id is None else layout_id
+        if self._graphs[key] is None:
+            return self._ranked(rows, self.signatures[self._take[key]] @ weights, k)
+        found = search_graph(self._graphs[key][0], mips_query(weights), k, self.params.ef_for(rows.size, k),
                              rows.size)
         return self._ranked(found, self.signatures[found] @ weights, k)
 
@@ -235,13 +217,19 @@ class PolicyIndex:
                     and self._row_of[exclude] in set(rows.tolist()))
         if k + extra > rows.size:
             raise LeverError(f"k={k} but only {rows.size - extra} other policies are candidates")
-        graph = self._graphs[ALL if layout_id is None else layout_id][1]
-        found = self._search(graph, vector, k + extra, rows.size)
-        if extra:
-            found = found[self.policy_ids[found] != exclude]
-        norms = np.linalg.norm(self.embeddings[found], axis=1) * np.linalg.norm(vector)
-        dots = self.embeddings[found] @ vector
+        key = ALL if layout_id is None else layout_id
+        if self._graphs[key] is None:
+            found, take = rows, self._take[key]
+        else:
+            found = search_graph(self._graphs[key][1], vector, k + extra,
+                                 self.params.ef_for(rows.size, k + extra), rows.size)
+            take = found
+        norms = self._norms[take] * np.linalg.norm(vector)
+        dots = self.embeddings[take] @ vector
         scores = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+        if extra:
+            keep = self.policy_ids[found] != exclude
+            found, scores = found[keep], scores[keep]
         return self._ranked(found, scores, k)
 
     def similar_to(self, policy_id: int, k: int = 5, layout_id: str | None = None) -> list[Candidate]:
@@ -279,23 +267,22 @@ class PolicyIndex:
                   "signatures.npy": self.signatures, "embeddings.npy": self.embeddings}
         for name, array in arrays.items():
             atomic_write(directory / name, lambda h, a=array: np.save(h, a), binary=True)
-        groups = []
+        groups, listed = [], set(arrays)
         for number, key in enumerate(self._groups):
-            names = []
-            for graph, space in zip(self._graphs[key], ("mips", "cos")):
-                name = f"group{number}.{space}.bin"
-                tmp = directory / f".{name}.tmp"
+            names = [None, None]  # an exact group has no graph files
+            for i, (graph, space) in enumerate(zip(self._graphs[key] or (), ("mips", "cos"))):
+                names[i] = f"group{number}.{space}.bin"
+                tmp = directory / f".{names[i]}.tmp"
                 graph.save_index(str(tmp))
-                os.replace(tmp, directory / name)
-                names.append(name)
+                os.replace(tmp, directory / names[i])
+                listed.add(names[i])
             groups.append({"key": key, "mips": names[0], "cos": names[1]})
-        for path in sorted(directory.iterdir()):
-            if path.name in arrays or path.name.endswith(".bin") and not path.name.startswith("."):
-                files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        for name in sorted(listed):  # graph files of an earlier save that are no longer listed stay unlisted
+            path = directory / name
+            files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         write_json(directory / "manifest.json", INDEX_FORMAT, INDEX_VERSION, {
             "fingerprint": fingerprint, "layouts": list(self.layouts), "groups": groups,
-            "params": {"M": self.params.M, "ef_construction": self.params.ef_construction,
-                       "ef_min": self.params.ef_min, "seed": self.params.seed},
+            "params": self.params.as_dict(),
             "signature_dim": self.signature_dim, "embedding_dim": self.embedding_dim,
             "n_policies": len(self), "files": files})
 
@@ -347,8 +334,8 @@ class PolicyIndex:
         layouts = [check_type(x, str, f"{manifest}: layouts[{i}]")
                    for i, x in enumerate(check_type(doc.get("layouts"), list, f"{manifest}: layouts"))]
         params = check_type(doc.get("params"), dict, f"{manifest}: params")
-        if sorted(params) != ["M", "ef_construction", "ef_min", "seed"]:
-            raise FileFormatError(f"{manifest}: params: expected M, ef_construction, ef_min and seed")
+        if sorted(params) != sorted(IndexParams().as_dict()):
+            raise FileFormatError(f"{manifest}: params: expected {', '.join(IndexParams().as_dict())}")
         try:
             params = IndexParams(**{k: check_type(v, int, f"{manifest}: params.{k}") for k, v in params.items()})
         except FileFormatError:
@@ -359,17 +346,18 @@ class PolicyIndex:
         for i, group in enumerate(check_type(doc.get("groups"), list, f"{manifest}: groups")):
             where = f"{manifest}: groups[{i}]"
             check_type(group, dict, where)
+            if group.get("mips") is None and group.get("cos") is None:
+                graphs[check_type(group.get("key"), str, f"{where}.key")] = None  # searched exactly
+                continue
             pair = []
             for space, dim, field in (("l2", signature_dim + 1, "mips"), ("cosine", embedding_dim, "cos")):
                 name = check_type(group.get(field), str, f"{where}.{field}")
                 if name not in paths:
                     raise FileFormatError(f"{manifest}: lists no {name}")
-                graph = hnswlib.Index(space=space, dim=dim)
                 try:
-                    graph.load_index(str(paths[name]), max_elements=max(1, n))
+                    pair.append(load_graph(paths[name], space, dim, n))
                 except (RuntimeError, ValueError, OSError) as exc:
                     raise FileFormatError(f"{paths[name]}: not a readable hnswlib index ({exc})") from None
-                pair.append(graph)
             graphs[check_type(group.get("key"), str, f"{where}.key")] = tuple(pair)
         codes = arrays["layout_codes"]
         if codes.size and (codes.min() < 0 or codes.max() >= len(layouts)):
@@ -381,6 +369,11 @@ class PolicyIndex:
             raise FileFormatError(f"{directory}: {exc}") from None
         if set(graphs) != set(index._groups):
             raise FileFormatError(f"{manifest}: groups {sorted(graphs)} do not match the layouts")
+        for key, rows in index._groups.items():
+            if (graphs[key] is None) != params.exact(rows.size):
+                raise FileFormatError(f"{manifest}: group {key!r} of {rows.size} policies "
+                                      f"{'lacks' if graphs[key] is None else 'has'} graphs, but exact_below "
+                                      f"is {params.exact_below}")
         return index
 
 

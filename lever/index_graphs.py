@@ -1,0 +1,109 @@
+"""hnswlib graphs for :class:`lever.index.PolicyIndex`: their parameters, builds and searches.
+
+A group of at least :attr:`IndexParams.exact_below` policies gets two
+graphs: L2 over value signatures lifted for maximum inner product
+(:func:`mips_vectors`, :func:`mips_query`) and cosine over behaviour
+embeddings. A smaller group gets none: scoring every member in numpy is
+faster than walking a graph there (see ``benchmarks/bench_index.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import hnswlib
+import numpy as np
+
+from .errors import LeverError
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """How a :class:`~lever.index.PolicyIndex` searches.
+
+    ``exact_below``: groups of fewer policies are searched exactly in numpy
+    and get no graph (0: every group gets graphs). hnswlib parameters of
+    the other groups: graph degree ``M``, ``ef_construction``, the smallest
+    query ``ef`` ``ef_min`` (see :meth:`ef_for`), the build ``seed``.
+    """
+
+    M: int = 16
+    ef_construction: int = 200
+    ef_min: int = 512
+    exact_below: int = 10_000
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("M", "ef_construction", "ef_min", "exact_below", "seed"):
+            if not isinstance(getattr(self, name), (int, np.integer)) or isinstance(getattr(self, name), bool):
+                raise LeverError(f"index parameter {name} must be an integer, got {getattr(self, name)!r}")
+        for name in ("M", "ef_construction", "ef_min"):
+            if getattr(self, name) < 1:
+                raise LeverError(f"index parameter {name} must be >= 1, got {getattr(self, name)}")
+        if self.exact_below < 0:
+            raise LeverError(f"index parameter exact_below must be >= 0, got {self.exact_below}")
+
+    def exact(self, group_size: int) -> bool:
+        """Whether a group of ``group_size`` policies is searched exactly (and has no graph)."""
+        return group_size < self.exact_below
+
+    def ef_for(self, group_size: int, k: int) -> int:
+        """The query ef for a ``k``-nearest search of a graph over ``group_size`` vectors."""
+        return max(k, self.ef_min)
+
+    def as_dict(self) -> dict:
+        """The parameters as the JSON object an index manifest stores."""
+        return {"M": self.M, "ef_construction": self.ef_construction, "ef_min": self.ef_min,
+                "exact_below": self.exact_below, "seed": self.seed}
+
+
+def build_graph(vectors: np.ndarray, space: str, labels: np.ndarray | None = None,
+                params: IndexParams = IndexParams(), threads: int = 1) -> hnswlib.Index:
+    """An hnswlib graph over ``vectors`` float (N, dim) in hnswlib ``space`` ("l2", "ip" or "cosine").
+
+    One thread (the default) makes the graph, and so every answer, the same on every run.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    graph = hnswlib.Index(space=space, dim=vectors.shape[1])
+    graph.init_index(max_elements=max(1, vectors.shape[0]), ef_construction=params.ef_construction,
+                     M=params.M, random_seed=params.seed)
+    if vectors.shape[0]:
+        graph.add_items(vectors, np.arange(vectors.shape[0]) if labels is None else labels,
+                        num_threads=threads)
+    return graph
+
+
+def load_graph(path, space: str, dim: int, max_elements: int) -> hnswlib.Index:
+    """A graph written by ``hnswlib.Index.save_index``; hnswlib's own errors pass through."""
+    graph = hnswlib.Index(space=space, dim=dim)
+    graph.load_index(str(path), max_elements=max(1, max_elements))
+    return graph
+
+
+def search_graph(graph: hnswlib.Index, vector: np.ndarray, k: int, ef: int, group_size: int) -> np.ndarray:
+    """Labels int64 of every candidate a search with ``ef`` keeps (at most ``group_size``, at least ``k``).
+
+    All of them, not only the best ``k``, so the caller re-scores them exactly.
+    """
+    graph.set_ef(ef)
+    query = np.asarray(vector, dtype=np.float32)[None]
+    try:
+        labels, _ = graph.knn_query(query, k=min(ef, group_size), num_threads=1)
+    except RuntimeError:  # the search kept fewer points than asked for: take the k needed
+        labels, _ = graph.knn_query(query, k=k, num_threads=1)
+    return labels[0].astype(np.int64)
+
+
+def mips_vectors(signatures: np.ndarray) -> np.ndarray:
+    """Signatures (N, C) lifted onto the unit sphere in C+1 dims, float32 (N, C+1), for L2 search."""
+    signatures = np.asarray(signatures, dtype=np.float64)
+    norms = np.linalg.norm(signatures, axis=1)
+    radius = norms.max() if norms.size and norms.max() > 0 else 1.0
+    lift = np.sqrt(np.maximum(radius ** 2 - norms ** 2, 0.0))
+    return (np.column_stack([signatures, lift]) / radius).astype(np.float32)
+
+
+def mips_query(weights: np.ndarray) -> np.ndarray:
+    """A weight vector (C,) as the matching L2 query of :func:`mips_vectors`, float32 (C+1,)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return np.append(weights / np.linalg.norm(weights), 0.0).astype(np.float32)
