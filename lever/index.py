@@ -1,41 +1,39 @@
 """Retrieval of library policies: exact numpy search for small groups, hnswlib graphs for large ones.
 
 Policies are grouped by layout, so a layout filter is exact, and one more
-group holds every policy for unfiltered queries. Two query kinds: weight
-queries, "which policy has the largest predicted return w · ψ(start)" over
-the value signatures (C = 16 dims: one per component set), and similarity
-queries, "which policies behave like this one", cosine over the flattened
-behaviour embeddings (K·D dims).
+group holds every policy for unfiltered queries. Weight queries ask which
+policy has the largest predicted return w · ψ(start) over the value
+signatures (C = 16 dims, one per component set); similarity queries ask
+which policies behave like this one, cosine over the flattened behaviour
+embeddings (K·D dims).
 
 A group of fewer than ``IndexParams.exact_below`` policies (default 10⁴)
-is answered exactly: every member is scored in float64 and ranked. Below
-that size numpy scores a whole group faster than hnswlib walks a graph
-(measured in ``benchmarks/bench_index.py``), and such a group needs no
-graph, no build time and no graph file. A group at least that large gets
-two hnswlib graphs (:mod:`lever.index_graphs`): maximum inner product,
-reduced to nearest neighbours in L2 (Bachrach et al., 2014; hnswlib's own
-``ip`` space recalls poorly in so few dimensions): each signature x becomes
-[x, sqrt(R² − |x|²)] / R with R the largest norm of the group, a query w
-becomes [w / |w|, 0], so |q − x'|² = 2 − 2 w·x / (|w| R) and the nearest
-points are exactly the largest inner products; and cosine over the
-embeddings. A graph search keeps ``IndexParams.ef_for(size, k)``
-candidates (ef = max(k, ef_min), ef_min = 512 by default;
-``benchmarks/bench_index_recall.py`` measures recall@10 at 10⁶ vectors).
+is answered exactly: every member is scored in float64. Below that size
+numpy scores a whole group faster than hnswlib walks a graph (measured in
+``benchmarks/bench_index.py``), and the group needs no graph, build time
+or graph file. A larger group gets two graphs (:mod:`lever.index_graphs`;
+the only layout's group shares the whole index's): cosine over the
+embeddings, and maximum inner product reduced to L2 nearest neighbours
+(Bachrach et al., 2014; hnswlib's own ``ip`` space recalls poorly in so
+few dims): x becomes [x, sqrt(R² − |x|²)] / R with R the group's largest
+norm, a query w becomes [w / |w|, 0], so |q − x'|² = 2 − 2 w·x / (|w| R).
+A search keeps ``IndexParams.ef_for(size, k)`` candidates
+(``benchmarks/bench_index_recall.py`` measures recall@10 at 10⁶ vectors).
 
-Both paths rank the same way: candidates (every member, or every point the
-graph search kept) are re-scored exactly in float64, ranked best first,
-ties by policy id, and the first k are the answer. So policies with equal
-scores (common: many policies share a greedy route) are cut at the k-th
-place by policy id, as a brute-force ranking cuts them; the exact path
-always does, the graph path whenever its search reached them.
+Both paths rank alike: the candidates (every member, or every point the
+search kept) are re-scored exactly in float64, ranked best first, ties by
+policy id, and the first k are the answer. So equal scores (common: many
+policies share a greedy route) are cut at the k-th place by policy id, as
+brute force cuts them: always on the exact path, on the graph path
+whenever its search reached them.
 
 On disk (a directory, usually ``<library>/index``): ``manifest.json``
 (format version, parameters, groups, per-file sha256), ``policy_ids.npy``,
-``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and, for each
-group searched through graphs, two ``group<n>.{mips,cos}.bin`` hnswlib
-files; the manifest is written last so a half-written index never loads,
-and every file is checked against its sha256 before it is read, so hnswlib
-never reads a damaged file.
+``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and, per
+group with graphs, two ``group<n>.{mips,cos}.bin`` hnswlib files; the
+manifest is written last so a half-written index never loads, and every
+file is checked against its sha256 before it is read, so hnswlib never
+reads a damaged file.
 """
 
 from __future__ import annotations
@@ -118,6 +116,9 @@ class PolicyIndex:
         if _graphs is None:
             _graphs = {}
             for key, rows in self._groups.items():
+                if key != ALL and rows.size == n:  # the only layout: its graphs are the whole index's
+                    _graphs[key] = _graphs[ALL]
+                    continue
                 _graphs[key] = None if params.exact(rows.size) else (
                     build_graph(mips_vectors(self.signatures[rows]), "l2", rows, params),
                     build_graph(self.embeddings[rows], "cosine", rows, params))
@@ -268,14 +269,17 @@ class PolicyIndex:
         for name, array in arrays.items():
             atomic_write(directory / name, lambda h, a=array: np.save(h, a), binary=True)
         groups, listed = [], set(arrays)
+        written = {}  # id of a graph pair -> its file names: graphs two groups share are written once
         for number, key in enumerate(self._groups):
-            names = [None, None]  # an exact group has no graph files
-            for i, (graph, space) in enumerate(zip(self._graphs[key] or (), ("mips", "cos"))):
-                names[i] = f"group{number}.{space}.bin"
-                tmp = directory / f".{names[i]}.tmp"
-                graph.save_index(str(tmp))
-                os.replace(tmp, directory / names[i])
-                listed.add(names[i])
+            pair = self._graphs[key]
+            if id(pair) not in written:
+                written[id(pair)] = [None, None]  # an exact group has no graph files
+                for i, (graph, space) in enumerate(zip(pair or (), ("mips", "cos"))):
+                    name = written[id(pair)][i] = f"group{number}.{space}.bin"
+                    graph.save_index(str(directory / f".{name}.tmp"))
+                    os.replace(directory / f".{name}.tmp", directory / name)
+                    listed.add(name)
+            names = written[id(pair)]
             groups.append({"key": key, "mips": names[0], "cos": names[1]})
         for name in sorted(listed):  # graph files of an earlier save that are no longer listed stay unlisted
             path = directory / name
@@ -342,12 +346,16 @@ class PolicyIndex:
             raise
         except LeverError as exc:
             raise FileFormatError(f"{manifest}: params: {exc}") from None
-        graphs = {}
+        graphs, loaded = {}, {}  # loaded: file names -> graph pair, for groups that share graphs
         for i, group in enumerate(check_type(doc.get("groups"), list, f"{manifest}: groups")):
             where = f"{manifest}: groups[{i}]"
             check_type(group, dict, where)
             if group.get("mips") is None and group.get("cos") is None:
                 graphs[check_type(group.get("key"), str, f"{where}.key")] = None  # searched exactly
+                continue
+            shared = (group.get("mips"), group.get("cos"))
+            if shared in loaded:
+                graphs[check_type(group.get("key"), str, f"{where}.key")] = loaded[shared]
                 continue
             pair = []
             for space, dim, field in (("l2", signature_dim + 1, "mips"), ("cosine", embedding_dim, "cos")):
@@ -358,7 +366,7 @@ class PolicyIndex:
                     pair.append(load_graph(paths[name], space, dim, n))
                 except (RuntimeError, ValueError, OSError) as exc:
                     raise FileFormatError(f"{paths[name]}: not a readable hnswlib index ({exc})") from None
-            graphs[check_type(group.get("key"), str, f"{where}.key")] = tuple(pair)
+            graphs[check_type(group.get("key"), str, f"{where}.key")] = loaded[shared] = tuple(pair)
         codes = arrays["layout_codes"]
         if codes.size and (codes.min() < 0 or codes.max() >= len(layouts)):
             raise FileFormatError(f"{directory / 'layout_codes.npy'}: layout codes out of range")

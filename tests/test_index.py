@@ -426,3 +426,18 @@ def test_an_index_of_an_older_format_is_refused_by_name(mixed_index, tmp_path):
     assert index_module.saved_version(tmp_path / "nothing") is None
     with pytest.raises(FileFormatError, match=r"format version 2, this lever reads 3; rebuild it"):
         PolicyIndex.load(tmp_path / "ix")
+
+
+def test_the_only_layout_shares_the_whole_index_graphs(tmp_path):
+    rng = np.random.default_rng(13)
+    index = PolicyIndex.build(np.arange(150), ["only"] * 150, rng.normal(size=(150, N_SETS)),
+                              rng.normal(size=(150, 10)), GRAPHS)
+    index.save(tmp_path / "ix")
+    doc = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    first, second = doc["groups"]
+    assert (first["mips"], first["cos"]) == (second["mips"], second["cos"]) != (None, None)
+    assert sorted(name for name in doc["files"] if name.endswith(".bin")) == sorted([first["mips"], first["cos"]])
+    loaded = PolicyIndex.load(tmp_path / "ix")
+    weights = rng.normal(size=N_SETS)
+    assert loaded.rank(weights, 9, "only") == loaded.rank(weights, 9) == index.rank(weights, 9)
+    assert loaded.similar_to(3, 9, "only") == index.similar_to(3, 9)
