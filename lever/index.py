@@ -38,7 +38,6 @@ reads a damaged file.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,15 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FileFormatError, LeverError
-from .fileio import atomic_write, check_file, check_type, read_json, resolve_inside, sha256_file, write_json
-from .index_graphs import IndexParams, build_graph, load_graph, mips_query, mips_vectors, search_graph
+from .fileio import atomic_write, sha256_file, write_json
+from .index_files import INDEX_FORMAT, INDEX_VERSION, read_index, saved_version
+from .index_graphs import DistinctSignatures, IndexParams, build_graph, mips_query, mips_vectors, search_graph
 from .objectives import Objective
 
 __all__ = ["ALL", "INDEX_FORMAT", "INDEX_VERSION", "Candidate", "IndexParams", "PolicyIndex", "build_graph",
            "mips_query", "mips_vectors", "saved_version"]
 
-INDEX_FORMAT = "lever-policy-index"
-INDEX_VERSION = 3  # 2: value signatures over the component sets; 3: small groups exact, without graphs
 ALL = "all"
 
 
@@ -64,17 +62,6 @@ class Candidate:
 
     policy_id: int
     score: float
-
-
-def saved_version(directory: str | os.PathLike) -> int | None:
-    """The format version of the index saved in ``directory``, or None if there is no readable one."""
-    try:
-        doc = json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT or type(doc.get("version")) is not int:
-        return None
-    return doc["version"]
 
 
 class PolicyIndex:
@@ -113,6 +100,11 @@ class PolicyIndex:
         # a view, so the exact path copies no rows.
         self._take = {key: slice(int(rows[0]), int(rows[-1]) + 1) if rows.size and rows[-1] - rows[0] + 1 == rows.size
                       else rows for key, rows in self._groups.items()}
+        self._distinct = {}  # group key -> the distinct signatures its MIPS graph holds, if it has graphs
+        for key, rows in self._groups.items():
+            if not params.exact(rows.size):
+                self._distinct[key] = self._distinct[ALL] if key != ALL and rows.size == n else \
+                    DistinctSignatures(self.signatures, rows, self.policy_ids)
         if _graphs is None:
             _graphs = {}
             for key, rows in self._groups.items():
@@ -120,7 +112,7 @@ class PolicyIndex:
                     _graphs[key] = _graphs[ALL]
                     continue
                 _graphs[key] = None if params.exact(rows.size) else (
-                    build_graph(mips_vectors(self.signatures[rows]), "l2", rows, params),
+                    build_graph(mips_vectors(self._distinct[key].distinct), "l2", params=params),
                     build_graph(self.embeddings[rows], "cosine", rows, params))
         self._graphs = _graphs  # group key -> (MIPS graph, cosine graph), or None: searched exactly
 
@@ -197,8 +189,11 @@ class PolicyIndex:
         key = ALL if layout_id is None else layout_id
         if self._graphs[key] is None:
             return self._ranked(rows, self.signatures[self._take[key]] @ weights, k)
-        found = search_graph(self._graphs[key][0], mips_query(weights), k, self.params.ef_for(rows.size, k),
-                             rows.size)
+        distinct = self._distinct[key]
+        size = distinct.distinct.shape[0]
+        found = search_graph(self._graphs[key][0], mips_query(weights), min(k, size), self.params.ef_for(size, k),
+                             size)
+        found = distinct.expand(found, k)
         return self._ranked(found, self.signatures[found] @ weights, k)
 
     def similar(self, embedding, k: int = 5, layout_id: str | None = None,
@@ -311,68 +306,12 @@ class PolicyIndex:
 
     @classmethod
     def _load(cls, directory: Path, fingerprint: str | None) -> "PolicyIndex":
-        manifest = directory / "manifest.json"
-        doc = read_json(manifest, INDEX_FORMAT, INDEX_VERSION)
-        if fingerprint is not None and check_type(doc.get("fingerprint"), str, f"{manifest}: fingerprint") \
-                != fingerprint:
-            raise FileFormatError(f"{manifest}: index was built from other data")
-        files = _checked_files(manifest, doc)
-        paths = {name: resolve_inside(directory, name) for name in files}
-        for name, entry in files.items():
-            check_file(paths[name], entry)
-        n, signature_dim, embedding_dim = (_count(manifest, doc, name, least) for name, least in
-                                           (("n_policies", 0), ("signature_dim", 1), ("embedding_dim", 1)))
-        arrays = {}
-        expected = {"policy_ids": ((n,), "iu"), "layout_codes": ((n,), "iu"),
-                    "signatures": ((n, signature_dim), "f"), "embeddings": ((n, embedding_dim), "f")}
-        for name, (shape, kinds) in expected.items():
-            path = paths.get(f"{name}.npy")
-            if path is None:
-                raise FileFormatError(f"{manifest}: lists no {name}.npy")
-            try:
-                arrays[name] = np.load(path)
-            except (ValueError, OSError, EOFError) as exc:
-                raise FileFormatError(f"{path}: not a readable array ({exc})") from None
-            if arrays[name].shape != shape or arrays[name].dtype.kind not in kinds:
-                raise FileFormatError(f"{path}: {arrays[name].dtype} {arrays[name].shape}, expected shape {shape}")
-        layouts = [check_type(x, str, f"{manifest}: layouts[{i}]")
-                   for i, x in enumerate(check_type(doc.get("layouts"), list, f"{manifest}: layouts"))]
-        params = check_type(doc.get("params"), dict, f"{manifest}: params")
-        if sorted(params) != sorted(IndexParams().as_dict()):
-            raise FileFormatError(f"{manifest}: params: expected {', '.join(IndexParams().as_dict())}")
+        saved = read_index(directory, fingerprint)
+        codes, manifest, graphs, params = saved.arrays["layout_codes"], directory / "manifest.json", saved.graphs, \
+            saved.params
         try:
-            params = IndexParams(**{k: check_type(v, int, f"{manifest}: params.{k}") for k, v in params.items()})
-        except FileFormatError:
-            raise
-        except LeverError as exc:
-            raise FileFormatError(f"{manifest}: params: {exc}") from None
-        graphs, loaded = {}, {}  # loaded: file names -> graph pair, for groups that share graphs
-        for i, group in enumerate(check_type(doc.get("groups"), list, f"{manifest}: groups")):
-            where = f"{manifest}: groups[{i}]"
-            check_type(group, dict, where)
-            if group.get("mips") is None and group.get("cos") is None:
-                graphs[check_type(group.get("key"), str, f"{where}.key")] = None  # searched exactly
-                continue
-            shared = (group.get("mips"), group.get("cos"))
-            if shared in loaded:
-                graphs[check_type(group.get("key"), str, f"{where}.key")] = loaded[shared]
-                continue
-            pair = []
-            for space, dim, field in (("l2", signature_dim + 1, "mips"), ("cosine", embedding_dim, "cos")):
-                name = check_type(group.get(field), str, f"{where}.{field}")
-                if name not in paths:
-                    raise FileFormatError(f"{manifest}: lists no {name}")
-                try:
-                    pair.append(load_graph(paths[name], space, dim, n))
-                except (RuntimeError, ValueError, OSError) as exc:
-                    raise FileFormatError(f"{paths[name]}: not a readable hnswlib index ({exc})") from None
-            graphs[check_type(group.get("key"), str, f"{where}.key")] = loaded[shared] = tuple(pair)
-        codes = arrays["layout_codes"]
-        if codes.size and (codes.min() < 0 or codes.max() >= len(layouts)):
-            raise FileFormatError(f"{directory / 'layout_codes.npy'}: layout codes out of range")
-        try:
-            index = cls(arrays["policy_ids"], [layouts[c] for c in codes], arrays["signatures"],
-                        arrays["embeddings"], params, _graphs=graphs)
+            index = cls(saved.arrays["policy_ids"], [saved.layouts[c] for c in codes], saved.arrays["signatures"],
+                        saved.arrays["embeddings"], params, _graphs=graphs)
         except LeverError as exc:
             raise FileFormatError(f"{directory}: {exc}") from None
         if set(graphs) != set(index._groups):
@@ -383,22 +322,3 @@ class PolicyIndex:
                                       f"{'lacks' if graphs[key] is None else 'has'} graphs, but exact_below "
                                       f"is {params.exact_below}")
         return index
-
-
-def _checked_files(manifest: Path, doc: dict) -> dict:
-    """The manifest's ``files`` (name → ``sha256``, ``bytes``), type-checked."""
-    files = check_type(doc.get("files"), dict, f"{manifest}: files")
-    for name, entry in files.items():
-        where = f"{manifest}: files[{name!r}]"
-        check_type(entry, dict, where)
-        check_type(entry.get("sha256"), str, f"{where}.sha256")
-        check_type(entry.get("bytes"), int, f"{where}.bytes")
-    return files
-
-
-def _count(manifest: Path, doc: dict, name: str, least: int) -> int:
-    """An integer field of the manifest, at least ``least``."""
-    value = check_type(doc.get(name), int, f"{manifest}: {name}")
-    if value < least:
-        raise FileFormatError(f"{manifest}: {name}: {value}, expected at least {least}")
-    return value

@@ -107,3 +107,31 @@ def mips_query(weights: np.ndarray) -> np.ndarray:
     """A weight vector (C,) as the matching L2 query of :func:`mips_vectors`, float32 (C+1,)."""
     weights = np.asarray(weights, dtype=np.float64)
     return np.append(weights / np.linalg.norm(weights), 0.0).astype(np.float32)
+
+
+class DistinctSignatures:
+    """The distinct value signatures of a group, the points of its MIPS graph.
+
+    Many policies share a greedy route from the start, so a group holds
+    few distinct signatures; a graph over copies of one point links them
+    to each other instead of to the rest, and its searches miss. So the
+    graph holds each signature once (label d: row d of ``distinct``, float64
+    (U, C)), and a search's points expand here into their policies.
+    ``members`` int64 (n,): the group's rows sorted by (signature, policy id).
+    """
+
+    def __init__(self, signatures: np.ndarray, rows: np.ndarray, policy_ids: np.ndarray):
+        self.distinct, inverse = np.unique(signatures[rows], axis=0, return_inverse=True)
+        inverse = inverse.ravel()  # numpy 2.0 and 2.1 give it the input's number of dims
+        self.members = rows[np.lexsort((policy_ids[rows], inverse))]
+        self.counts = np.bincount(inverse, minlength=self.distinct.shape[0])
+        self.starts = np.cumsum(self.counts) - self.counts
+
+    def expand(self, found: np.ndarray, k: int) -> np.ndarray:
+        """Rows int64 of the policies of the distinct signatures ``found``, the ``k`` lowest ids of each.
+
+        Policies of one signature tie, so no more than the ``k`` lowest ids of one can be in a top k.
+        """
+        take = np.minimum(self.counts[found], k)
+        offsets = np.arange(take.sum()) - np.repeat(np.cumsum(take) - take, take)
+        return self.members[np.repeat(self.starts[found], take) + offsets]

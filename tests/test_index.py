@@ -441,3 +441,24 @@ def test_the_only_layout_shares_the_whole_index_graphs(tmp_path):
     weights = rng.normal(size=N_SETS)
     assert loaded.rank(weights, 9, "only") == loaded.rank(weights, 9) == index.rank(weights, 9)
     assert loaded.similar_to(3, 9, "only") == index.similar_to(3, 9)
+
+
+@pytest.mark.parametrize("k", [1, 10, 45, 400])
+def test_graph_over_distinct_signatures_ranks_every_tied_policy(k):
+    # 3,000 policies but only 40 distinct signatures: the MIPS graph holds each once, and a
+    # search's points expand into their policies, lowest ids first, so the graph path still
+    # answers exactly as brute force does, whatever k.
+    rng = np.random.default_rng(14)
+    n = 3000
+    ids = rng.permutation(n) * 3 + 1
+    signatures = rng.normal(size=(40, N_SETS))[rng.integers(0, 40, size=n)] * 30.0
+    index = PolicyIndex.build(ids, ["a"] * 2000 + ["b"] * 1000, signatures, rng.normal(size=(n, 4)), GRAPHS)
+    assert index._distinct["all"].distinct.shape == (40, N_SETS)
+    assert index._graphs["all"][0].get_current_count() == 40
+    for layout_id in (None, "a", "b"):
+        rows = np.arange(n) if layout_id is None else np.arange(2000) if layout_id == "a" else np.arange(2000, n)
+        for _ in range(3):
+            weights = rng.normal(size=N_SETS)
+            scores = signatures[rows] @ weights
+            expected = ids[rows][np.lexsort((ids[rows], -scores))][:k].tolist()
+            assert [c.policy_id for c in index.rank(weights, k, layout_id)] == expected
