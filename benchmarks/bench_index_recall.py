@@ -1,6 +1,9 @@
 """Recall of the hnswlib graphs at 10⁶ vectors: a table over (M, ef_construction, query ef).
 
-Run: ``LEVER_BENCH_FULL=1 python -m pytest benchmarks/bench_index_recall.py --benchmark-only -s``
+Run: ``LEVER_BENCH_FULL=1 OPENBLAS_NUM_THREADS=1 python -m pytest benchmarks/bench_index_recall.py
+--benchmark-only -s`` (``LEVER_BENCH_WEIGHT_BUILDS`` / ``LEVER_BENCH_SIMILARITY_BUILDS``, e.g.
+``"16x200,32x200"``, choose the (M, ef_construction) graphs; one BLAS thread makes the numpy
+brute force, like each graph search, one thread)
 (skipped without ``LEVER_BENCH_FULL=1``: every graph over 10⁶ vectors takes
 minutes to build on two cores, the 256-dim ones many minutes).
 
@@ -47,10 +50,17 @@ N = int(os.environ.get("LEVER_BENCH_RECALL_N", 1_000_000))
 K_NEAREST = 10
 N_QUERIES = 200
 N_BRUTE_TIMED = 20
+
+
+def builds(variable, default):
+    """(M, ef_construction) pairs from an environment variable such as ``"16x200,32x200"``."""
+    return [tuple(int(x) for x in pair.split("x")) for pair in os.environ.get(variable, default).split(",")]
+
+
 # (M, ef_construction) builds, in the order they run, and the query efs tried on each.
-WEIGHT_BUILDS = [(16, 200), (16, 100), (32, 200)]
-SIMILARITY_BUILDS = [(16, 200), (32, 200)]
-WEIGHT_EFS = [128, 256, 512, 1024, 2048]
+WEIGHT_BUILDS = builds("LEVER_BENCH_WEIGHT_BUILDS", "16x200,32x200")
+SIMILARITY_BUILDS = builds("LEVER_BENCH_SIMILARITY_BUILDS", "16x200")
+WEIGHT_EFS = [256, 512, 1024, 2048, 4096]
 SIMILARITY_EFS = [128, 512, 1024, 2048, 4096]
 
 pytestmark = pytest.mark.skipif(not FULL, reason="10^6-vector graphs: set LEVER_BENCH_FULL=1")
@@ -133,35 +143,53 @@ def unit(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
 
 
-def test_recall_table_full(benchmark):
-    rng = np.random.default_rng(7)
-    weights = rng.uniform(-0.2, 1.0, size=(N_QUERIES, N_SETS))
-    lifted = np.stack([mips_query(w) for w in weights])
-    table = {}
+@pytest.fixture(scope="module")
+def policies():
+    """Signatures, embeddings and query embeddings of 10⁶ (+200) random-Q policies (see policy_vectors)."""
+    began = time.perf_counter()
+    signatures, embeddings, queries = policy_vectors(N, N_QUERIES)
+    print(f"\nembedded {N + N_QUERIES:,} random-Q policies in {time.perf_counter() - began:.0f} s; "
+          f"{len(np.unique(signatures, axis=0)):,} distinct value signatures", flush=True)
+    return signatures, embeddings, queries
+
+
+def weight_queries():
+    weights = np.random.default_rng(7).uniform(-0.2, 1.0, size=(N_QUERIES, N_SETS))
+    return weights, np.stack([mips_query(w) for w in weights])
+
+
+# In the order they run: the realistic cases first.
+def test_recall_weights_policies(benchmark, policies):
+    weights, lifted = weight_queries()
+    # The library's graph holds each distinct signature once (tied policies share one point).
+    distinct = np.unique(policies[0], axis=0)
+    benchmark.extra_info["table"] = measure("weights/policies (distinct)", mips_vectors(distinct), lifted, distinct,
+                                            weights, "l2", [(IndexParams().M, IndexParams().ef_construction)],
+                                            WEIGHT_EFS)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_recall_similarity_policies(benchmark, policies):
+    _, embeddings, queries = policies
+    benchmark.extra_info["table"] = measure("similarity/policies", embeddings, queries, unit(embeddings),
+                                            unit(queries), "cosine", SIMILARITY_BUILDS, SIMILARITY_EFS)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_recall_weights_gaussian(benchmark):
+    weights, lifted = weight_queries()
+    rng = np.random.default_rng(8)
     signatures = (rng.normal(size=(N, N_SETS)) * rng.uniform(20.0, 100.0, size=N_SETS)).astype(np.float32)
     signatures[:, 0] = 0.0
-    table["weights/gaussian"] = measure("weights/gaussian", mips_vectors(signatures), lifted, signatures, weights,
-                                        "l2", WEIGHT_BUILDS[:1], WEIGHT_EFS)
-    began = time.perf_counter()
-    real_signatures, real_embeddings, real_queries = policy_vectors(N, N_QUERIES)
-    print(f"\nembedded {N + N_QUERIES:,} random-Q policies in {time.perf_counter() - began:.0f} s; "
-          f"{len(np.unique(real_signatures, axis=0)):,} distinct value signatures", flush=True)
-    table["similarity/policies"] = measure("similarity/policies", real_embeddings, real_queries,
-                                           unit(real_embeddings), unit(real_queries), "cosine",
-                                           SIMILARITY_BUILDS[:1], SIMILARITY_EFS)
-    isotropic = rng.normal(size=(N, 16 * N_SETS)).astype(np.float32)
-    iso_queries = rng.normal(size=(N_QUERIES, 16 * N_SETS)).astype(np.float32)
-    table["similarity/isotropic"] = measure("similarity/isotropic", isotropic, iso_queries, unit(isotropic),
-                                            unit(iso_queries), "cosine", SIMILARITY_BUILDS[:1], SIMILARITY_EFS)
-    del isotropic
-    # The library's graph holds each distinct signature once (tied policies share one point).
-    distinct = np.unique(real_signatures, axis=0)
-    table["weights/policies"] = measure("weights/policies (distinct)", mips_vectors(distinct), lifted, distinct,
-                                        weights, "l2", WEIGHT_BUILDS[:1], WEIGHT_EFS)
-    table["weights/gaussian"] += measure("weights/gaussian", mips_vectors(signatures), lifted, signatures, weights,
-                                         "l2", WEIGHT_BUILDS[1:], WEIGHT_EFS)
-    table["similarity/policies"] += measure("similarity/policies", real_embeddings, real_queries,
-                                            unit(real_embeddings), unit(real_queries), "cosine",
-                                            SIMILARITY_BUILDS[1:], SIMILARITY_EFS)
-    benchmark.extra_info["table"] = table
+    benchmark.extra_info["table"] = measure("weights/gaussian", mips_vectors(signatures), lifted, signatures, weights,
+                                            "l2", WEIGHT_BUILDS, WEIGHT_EFS)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_recall_similarity_isotropic(benchmark):
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(N, 16 * N_SETS)).astype(np.float32)
+    queries = rng.normal(size=(N_QUERIES, 16 * N_SETS)).astype(np.float32)
+    benchmark.extra_info["table"] = measure("similarity/isotropic", vectors, queries, unit(vectors), unit(queries),
+                                            "cosine", SIMILARITY_BUILDS, SIMILARITY_EFS)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
