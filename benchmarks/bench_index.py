@@ -26,17 +26,18 @@ it starts to win.
 
 The crossover benchmarks time :class:`lever.index.PolicyIndex` itself, its
 exact path (``exact_below`` above the size) against its graph path
-(``exact_below = 0``; the graph search keeps ef = 512 candidates, which are
+(that kind's threshold 0; the graph search keeps ef = 512 candidates, which are
 re-scored in float64 and ranked, as every query of the library is), on
 the vectors of real policies: value signatures and behaviour embeddings
 of greedy policies of random Q tables on one grid16 layout, at
 2·10³ … 10⁵ policies. They print the ratio at every size and the smallest
-size where the graph path is faster, the size ``IndexParams.exact_below``
-is set from.
+size where the graph path is faster, the sizes ``IndexParams.exact_below``
+(weight queries) and ``IndexParams.exact_below_similarity`` are set from.
 """
 
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -148,22 +149,22 @@ def policy_vectors():
     return (np.concatenate([p.value_signatures for p in parts]), np.concatenate([p.behaviour for p in parts]))
 
 
-@pytest.fixture(scope="module")
-def crossover_indexes(policy_vectors):
-    """(n, exact PolicyIndex, graph PolicyIndex, graph build seconds) at every crossover size."""
+def crossover_indexes_for(policy_vectors, field):
+    """(n, exact PolicyIndex, PolicyIndex with the graph ``field`` names, its build seconds) at every size."""
     signatures, embeddings = policy_vectors
     built = []
     for n in CROSSOVER_SIZES:
         args = (np.arange(n), ["grid16"] * n, signatures[:n], embeddings[:n])
+        exact = IndexParams(exact_below=n + 1, exact_below_similarity=n + 1)
         began = time.perf_counter()
-        graphs = PolicyIndex.build(*args, IndexParams(exact_below=0))  # one thread, as the library builds
-        built.append((n, PolicyIndex.build(*args, IndexParams(exact_below=n + 1)), graphs,
-                      time.perf_counter() - began))
+        graphs = PolicyIndex.build(*args, replace(exact, **{field: 0}))  # one thread, as the library builds
+        built.append((n, PolicyIndex.build(*args, exact), graphs, time.perf_counter() - began))
     return built
 
 
-def crossover(benchmark, kind, crossover_indexes, ask):
+def crossover(benchmark, kind, policy_vectors, field, ask):
     """Per-query time of the exact and the graph path of PolicyIndex at each size; print the crossover."""
+    crossover_indexes = crossover_indexes_for(policy_vectors, field)
     rng = np.random.default_rng(5)
     lines, faster = [], None
     for n, exact, graphs, build_s in crossover_indexes:
@@ -185,12 +186,13 @@ def crossover(benchmark, kind, crossover_indexes, ask):
             faster = n
     benchmark.extra_info["graphs_faster_from"] = faster
     # The exact path at the size nearest the default threshold, for pytest-benchmark's own table.
-    _, exact, _, _ = min(crossover_indexes, key=lambda built: abs(built[0] - IndexParams().exact_below))
+    default = getattr(IndexParams(), field)
+    _, exact, _, _ = min(crossover_indexes, key=lambda built: abs(built[0] - default))
     queries = [ask(rng, exact.embeddings) for _ in range(CROSSOVER_QUERIES)]
     benchmark.pedantic(lambda: [exact_query(exact, q) for q in queries], rounds=3, iterations=1)
     print(f"\n{kind}, PolicyIndex exact path vs graph path (k = {K_NEAREST}, ef = 512):\n" + "\n".join(lines)
           + f"\n  graphs faster from n = {faster if faster else 'never, up to ' + str(max(CROSSOVER_SIZES))}; "
-          f"IndexParams().exact_below = {IndexParams().exact_below}")
+          f"IndexParams().{field} = {default}")
 
 
 def exact_query(index, query):
@@ -203,12 +205,12 @@ def scores_of(index, query):
     return [c.score for c in exact_query(index, query)]
 
 
-def test_crossover_weight_queries(benchmark, crossover_indexes):
-    crossover(benchmark, "weight queries (MIPS, 16 dims)", crossover_indexes,
+def test_crossover_weight_queries(benchmark, policy_vectors):
+    crossover(benchmark, "weight queries (MIPS, 16 dims)", policy_vectors, "exact_below",
               lambda rng, _: ("weights", rng.uniform(-0.2, 1.0, size=N_SETS)))
 
 
-def test_crossover_similarity_queries(benchmark, crossover_indexes):
-    crossover(benchmark, "similarity queries (cosine, 256 dims)", crossover_indexes,
+def test_crossover_similarity_queries(benchmark, policy_vectors):
+    crossover(benchmark, "similarity queries (cosine, 256 dims)", policy_vectors, "exact_below_similarity",
               lambda rng, embeddings: ("similarity", embeddings[rng.integers(len(embeddings))]
                                        + rng.normal(scale=0.5, size=embeddings.shape[1])))

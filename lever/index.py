@@ -102,7 +102,7 @@ class PolicyIndex:
                       else rows for key, rows in self._groups.items()}
         self._distinct = {}  # group key -> the distinct signatures its MIPS graph holds, if it has graphs
         for key, rows in self._groups.items():
-            if not params.exact(rows.size):
+            if not params.exact(rows.size)[0]:
                 self._distinct[key] = self._distinct[ALL] if key != ALL and rows.size == n else \
                     DistinctSignatures(self.signatures, rows, self.policy_ids)
         if _graphs is None:
@@ -111,10 +111,12 @@ class PolicyIndex:
                 if key != ALL and rows.size == n:  # the only layout: its graphs are the whole index's
                     _graphs[key] = _graphs[ALL]
                     continue
-                _graphs[key] = None if params.exact(rows.size) else (
-                    build_graph(mips_vectors(self._distinct[key].distinct), "l2", params=params),
-                    build_graph(self.embeddings[rows], "cosine", rows, params))
-        self._graphs = _graphs  # group key -> (MIPS graph, cosine graph), or None: searched exactly
+                exact_weights, exact_similarity = params.exact(rows.size)
+                _graphs[key] = (
+                    None if exact_weights else build_graph(mips_vectors(self._distinct[key].distinct), "l2",
+                                                           params=params),
+                    None if exact_similarity else build_graph(self.embeddings[rows], "cosine", rows, params))
+        self._graphs = _graphs  # group key -> (MIPS graph, cosine graph), None where searched exactly
 
     @classmethod
     def build(cls, policy_ids, layout_ids, signatures, embeddings,
@@ -137,9 +139,10 @@ class PolicyIndex:
         return int(self.embeddings.shape[1])
 
     # -- queries --------------------------------------------------------------
-    def exact(self, layout_id: str | None = None) -> bool:
-        """Whether queries over ``layout_id`` (None: every policy) are answered exactly, without a graph."""
-        return self._graphs[ALL if layout_id is None else str(layout_id)] is None
+    def exact(self, layout_id: str | None = None) -> tuple[bool, bool]:
+        """Whether (weight, similarity) queries over ``layout_id`` (None: every policy) are answered
+        exactly, without a graph."""
+        return tuple(graph is None for graph in self._graphs[ALL if layout_id is None else str(layout_id)])
 
     def _rows(self, k: int, layout_id: str | None) -> np.ndarray:
         if len(self) == 0:
@@ -187,7 +190,7 @@ class PolicyIndex:
         weights = self._check_weights(weights)
         rows = self._rows(k, layout_id)  # checks k and the layout filter before searching
         key = ALL if layout_id is None else layout_id
-        if self._graphs[key] is None:
+        if self._graphs[key][0] is None:
             return self._ranked(rows, self.signatures[self._take[key]] @ weights, k)
         distinct = self._distinct[key]
         size = distinct.distinct.shape[0]
@@ -214,7 +217,7 @@ class PolicyIndex:
         if k + extra > rows.size:
             raise LeverError(f"k={k} but only {rows.size - extra} other policies are candidates")
         key = ALL if layout_id is None else layout_id
-        if self._graphs[key] is None:
+        if self._graphs[key][1] is None:
             found, take = rows, self._take[key]
         else:
             found = search_graph(self._graphs[key][1], vector, k + extra,
@@ -268,8 +271,10 @@ class PolicyIndex:
         for number, key in enumerate(self._groups):
             pair = self._graphs[key]
             if id(pair) not in written:
-                written[id(pair)] = [None, None]  # an exact group has no graph files
-                for i, (graph, space) in enumerate(zip(pair or (), ("mips", "cos"))):
+                written[id(pair)] = [None, None]  # no file for a kind searched exactly
+                for i, (graph, space) in enumerate(zip(pair, ("mips", "cos"))):
+                    if graph is None:
+                        continue
                     name = written[id(pair)][i] = f"group{number}.{space}.bin"
                     graph.save_index(str(directory / f".{name}.tmp"))
                     os.replace(directory / f".{name}.tmp", directory / name)
@@ -317,8 +322,10 @@ class PolicyIndex:
         if set(graphs) != set(index._groups):
             raise FileFormatError(f"{manifest}: groups {sorted(graphs)} do not match the layouts")
         for key, rows in index._groups.items():
-            if (graphs[key] is None) != params.exact(rows.size):
-                raise FileFormatError(f"{manifest}: group {key!r} of {rows.size} policies "
-                                      f"{'lacks' if graphs[key] is None else 'has'} graphs, but exact_below "
-                                      f"is {params.exact_below}")
+            for graph, exact, kind, field in zip(graphs[key], params.exact(rows.size), ("weight", "similarity"),
+                                                 ("exact_below", "exact_below_similarity")):
+                if (graph is None) != exact:
+                    raise FileFormatError(f"{manifest}: group {key!r} of {rows.size} policies "
+                                          f"{'lacks' if graph is None else 'has'} a {kind} graph, but {field} "
+                                          f"is {getattr(params, field)}")
         return index

@@ -26,7 +26,7 @@ INDEX_VERSION = 3  # 2: value signatures over the component sets; 3: small group
 class SavedIndex:
     """What a saved index holds: ``arrays`` (policy_ids, layout_codes, signatures, embeddings),
     ``layouts`` (layout id of each code), ``params``, and ``graphs``: group key → (MIPS graph, cosine
-    graph), or None for a group searched exactly."""
+    graph), None for a kind the group searches exactly."""
 
     arrays: dict
     layouts: list
@@ -86,16 +86,16 @@ def read_index(directory: Path, fingerprint: str | None) -> SavedIndex:
     for i, group in enumerate(check_type(doc.get("groups"), list, f"{manifest}: groups")):
         where = f"{manifest}: groups[{i}]"
         check_type(group, dict, where)
-        if group.get("mips") is None and group.get("cos") is None:
-            graphs[check_type(group.get("key"), str, f"{where}.key")] = None  # searched exactly
-            continue
         shared = (group.get("mips"), group.get("cos"))
         if shared in loaded:
             graphs[check_type(group.get("key"), str, f"{where}.key")] = loaded[shared]
             continue
         pair = []
         for space, dim, field in (("l2", signature_dim + 1, "mips"), ("cosine", embedding_dim, "cos")):
-            name = check_type(group.get(field), str, f"{where}.{field}")
+            name = check_type(group.get(field), (str, type(None)), f"{where}.{field}")
+            if name is None:  # this kind is searched exactly in this group
+                pair.append(None)
+                continue
             if name not in paths:
                 raise FileFormatError(f"{manifest}: lists no {name}")
             try:

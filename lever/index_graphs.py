@@ -1,10 +1,12 @@
 """hnswlib graphs for :class:`lever.index.PolicyIndex`: their parameters, builds and searches.
 
-A group of at least :attr:`IndexParams.exact_below` policies gets two
-graphs: L2 over value signatures lifted for maximum inner product
-(:func:`mips_vectors`, :func:`mips_query`) and cosine over behaviour
-embeddings. A smaller group gets none: scoring every member in numpy is
-faster than walking a graph there (see ``benchmarks/bench_index.py``).
+A group of at least :attr:`IndexParams.exact_below` policies gets a graph
+for weight queries: L2 over its distinct value signatures lifted for
+maximum inner product (:func:`mips_vectors`, :func:`mips_query`,
+:class:`DistinctSignatures`); one of at least
+:attr:`IndexParams.exact_below_similarity` gets a cosine graph over its
+behaviour embeddings. A smaller group gets none: scoring every member in
+numpy is faster than walking a graph there (``benchmarks/bench_index.py``).
 """
 
 from __future__ import annotations
@@ -21,31 +23,37 @@ from .errors import LeverError
 class IndexParams:
     """How a :class:`~lever.index.PolicyIndex` searches.
 
-    ``exact_below``: groups of fewer policies are searched exactly in numpy
-    and get no graph (0: every group gets graphs). hnswlib parameters of
-    the other groups: graph degree ``M``, ``ef_construction``, the smallest
-    query ``ef`` ``ef_min`` (see :meth:`ef_for`), the build ``seed``.
+    ``exact_below``: groups of fewer policies answer weight queries
+    exactly in numpy and get no MIPS graph; ``exact_below_similarity``:
+    likewise for similarity queries and the cosine graph (0: every group
+    gets graphs). The two differ because numpy scores 16-dim signatures
+    far faster than 256-dim embeddings. hnswlib parameters of the graphs:
+    degree ``M``, ``ef_construction``, the smallest query ``ef`` ``ef_min``
+    (see :meth:`ef_for`), the build ``seed``.
     """
 
     M: int = 16
     ef_construction: int = 200
     ef_min: int = 512
-    exact_below: int = 10_000
+    exact_below: int = 20_000
+    exact_below_similarity: int = 5_000
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("M", "ef_construction", "ef_min", "exact_below", "seed"):
+        for name in ("M", "ef_construction", "ef_min", "exact_below", "exact_below_similarity", "seed"):
             if not isinstance(getattr(self, name), (int, np.integer)) or isinstance(getattr(self, name), bool):
                 raise LeverError(f"index parameter {name} must be an integer, got {getattr(self, name)!r}")
         for name in ("M", "ef_construction", "ef_min"):
             if getattr(self, name) < 1:
                 raise LeverError(f"index parameter {name} must be >= 1, got {getattr(self, name)}")
-        if self.exact_below < 0:
-            raise LeverError(f"index parameter exact_below must be >= 0, got {self.exact_below}")
+        for name in ("exact_below", "exact_below_similarity", "seed"):
+            if getattr(self, name) < 0:
+                raise LeverError(f"index parameter {name} must be >= 0, got {getattr(self, name)}")
 
-    def exact(self, group_size: int) -> bool:
-        """Whether a group of ``group_size`` policies is searched exactly (and has no graph)."""
-        return group_size < self.exact_below
+    def exact(self, group_size: int) -> tuple[bool, bool]:
+        """Whether a group of ``group_size`` policies answers (weight, similarity) queries exactly, without
+        that kind's graph."""
+        return group_size < self.exact_below, group_size < self.exact_below_similarity
 
     def ef_for(self, group_size: int, k: int) -> int:
         """The query ef for a ``k``-nearest search of a graph over ``group_size`` vectors."""
@@ -54,7 +62,8 @@ class IndexParams:
     def as_dict(self) -> dict:
         """The parameters as the JSON object an index manifest stores."""
         return {"M": self.M, "ef_construction": self.ef_construction, "ef_min": self.ef_min,
-                "exact_below": self.exact_below, "seed": self.seed}
+                "exact_below": self.exact_below, "exact_below_similarity": self.exact_below_similarity,
+                "seed": self.seed}
 
 
 def build_graph(vectors: np.ndarray, space: str, labels: np.ndarray | None = None,

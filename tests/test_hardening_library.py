@@ -152,7 +152,7 @@ class NoHnswlib:
 
 def _damage_bin(root: Path, how: str, rng: np.random.Generator) -> Path:
     # A library this small is searched exactly by default: give its index graphs to damage.
-    PolicyLibrary.open(root).index(rebuild=True, params=IndexParams(exact_below=0))
+    PolicyLibrary.open(root).index(rebuild=True, params=IndexParams(exact_below=0, exact_below_similarity=0))
     target = root / "index" / "group0.mips.bin"
     data = bytearray(target.read_bytes())
     if how == "random":

@@ -2,7 +2,7 @@
 
 Most tests run on both search paths: the exact numpy path (groups smaller
 than ``IndexParams.exact_below``, the default for these sizes) and the
-hnswlib path (forced with ``exact_below=0``).
+hnswlib path (forced with ``exact_below=exact_below_similarity=0``).
 """
 
 import json
@@ -28,7 +28,7 @@ def brute_force_cosine(embeddings, vector, k):
     return set(np.argsort(-(embeddings @ vector) / norms, kind="stable")[:k].tolist())
 
 
-GRAPHS = IndexParams(exact_below=0)
+GRAPHS = IndexParams(exact_below=0, exact_below_similarity=0)
 
 
 @pytest.fixture(scope="module", params=["exact", "graphs"])
@@ -41,7 +41,7 @@ def random_index(request):
     signatures = rng.normal(size=(n, N_SETS)) * rng.uniform(20.0, 100.0, size=N_SETS)
     embeddings = rng.normal(size=(n, 48))
     index = PolicyIndex.build(np.arange(n), layouts, signatures, embeddings, params)
-    assert index.exact() == index.exact("layout0") == (request.param == "exact")
+    assert index.exact() == index.exact("layout0") == (request.param == "exact",) * 2
     return index, layouts
 
 
@@ -188,7 +188,7 @@ def test_same_inputs_build_the_same_index():
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "version"])
 def test_corrupt_index_files_are_named(random_index, tmp_path, damage):
     index, _ = random_index
-    if index.exact():
+    if any(index.exact()):
         pytest.skip("an exact index has no graph file to damage")
     folder = tmp_path / "ix"
     index.save(folder)
@@ -239,6 +239,8 @@ def test_clear_errors(params):
         IndexParams(ef_min=0)
     with pytest.raises(LeverError, match="exact_below"):
         IndexParams(exact_below=-1)
+    with pytest.raises(LeverError, match="exact_below_similarity"):
+        IndexParams(exact_below_similarity=-1)
     with pytest.raises(LeverError, match="integer"):
         IndexParams(exact_below=1.5)
 
@@ -339,7 +341,7 @@ def check_against_reference(index, ids, layouts, signatures, embeddings, rng):
 def test_exact_path_equals_a_plain_python_sort(case):
     ids, layouts, signatures, embeddings, rng = case
     index = PolicyIndex.build(ids, layouts, signatures, embeddings)
-    assert index.exact() and all(index.exact(x) for x in set(layouts))
+    assert index.exact() == (True, True) and all(index.exact(x) == (True, True) for x in set(layouts))
     check_against_reference(index, ids, layouts, signatures, embeddings, rng)
 
 
@@ -349,8 +351,8 @@ def test_graph_path_agrees_with_the_exact_path_on_small_groups(case):
     # With ef (512) above the group size, the graph search keeps every member, so after exact
     # re-scoring its answers are the exact path's, ties included.
     ids, layouts, signatures, embeddings, rng = case
-    index = PolicyIndex.build(ids, layouts, signatures, embeddings, IndexParams(exact_below=1))
-    assert not index.exact() and not any(index.exact(x) for x in set(layouts))
+    index = PolicyIndex.build(ids, layouts, signatures, embeddings, IndexParams(exact_below=1, exact_below_similarity=1))
+    assert index.exact() == (False, False) and all(index.exact(x) == (False, False) for x in set(layouts))
     check_against_reference(index, ids, layouts, signatures, embeddings, rng)
 
 
@@ -358,13 +360,15 @@ def test_graph_path_agrees_with_the_exact_path_on_small_groups(case):
 
 @pytest.fixture(scope="module")
 def mixed_index():
-    """Layout "big" (300 policies) and the whole index (340) through graphs, layout "small" (40) exact."""
+    """Weight queries: layout "big" (300 policies) and the whole index (340) through a graph, layout
+    "small" (40) exact; similarity queries: only the whole index through a graph."""
     rng = np.random.default_rng(11)
     n = 340
     layouts = ["big"] * 300 + ["small"] * 40
     index = PolicyIndex.build(np.arange(n) * 2, layouts, rng.normal(size=(n, N_SETS)) * 50.0,
-                              rng.normal(size=(n, 24)), IndexParams(exact_below=100))
-    assert not index.exact() and not index.exact("big") and index.exact("small")
+                              rng.normal(size=(n, 24)),
+                              IndexParams(exact_below=100, exact_below_similarity=320))
+    assert [index.exact(x) for x in (None, "big", "small")] == [(False, False), (False, True), (True, True)]
     return index
 
 
@@ -372,12 +376,12 @@ def test_round_trip_of_an_index_with_exact_and_graph_groups(mixed_index, tmp_pat
     mixed_index.save(tmp_path / "ix")
     doc = json.loads((tmp_path / "ix" / "manifest.json").read_text())
     assert doc["version"] == index_module.INDEX_VERSION == 3
-    assert doc["params"] == {"M": 16, "ef_construction": 200, "ef_min": 512, "exact_below": 100, "seed": 0}
+    assert doc["params"] == {"M": 16, "ef_construction": 200, "ef_min": 512, "exact_below": 100,
+                             "exact_below_similarity": 320, "seed": 0}
     groups = {g["key"]: g for g in doc["groups"]}
-    assert groups["small"]["mips"] is None and groups["small"]["cos"] is None
+    assert groups["small"]["mips"] is None and groups["small"]["cos"] is None and groups["big"]["cos"] is None
     graph_files = sorted(name for name in doc["files"] if name.endswith(".bin"))
-    assert graph_files == sorted([groups["all"]["mips"], groups["all"]["cos"], groups["big"]["mips"],
-                                  groups["big"]["cos"]])
+    assert graph_files == sorted([groups["all"]["mips"], groups["all"]["cos"], groups["big"]["mips"]])
     assert sorted(p.name for p in (tmp_path / "ix").glob("*.bin")) == graph_files
 
     def no_building(*args, **kwargs):
@@ -386,7 +390,7 @@ def test_round_trip_of_an_index_with_exact_and_graph_groups(mixed_index, tmp_pat
     monkeypatch.setattr(index_module, "build_graph", no_building)
     loaded = PolicyIndex.load(tmp_path / "ix")
     assert loaded.params == mixed_index.params
-    assert [loaded.exact(x) for x in (None, "big", "small")] == [False, False, True]
+    assert [loaded.exact(x) for x in (None, "big", "small")] == [(False, False), (False, True), (True, True)]
     rng = np.random.default_rng(12)
     for layout_id in (None, "big", "small"):
         for _ in range(5):
@@ -407,8 +411,17 @@ def test_exact_below_in_the_manifest_must_match_the_groups(mixed_index, tmp_path
     for value in (20, 1000):  # "small" would need graphs / "big" and "all" would have none
         doc["params"]["exact_below"] = value
         manifest.write_text(json.dumps(doc))
-        with pytest.raises(FileFormatError, match="exact_below is"):
+        with pytest.raises(FileFormatError, match=f"exact_below is {value}"):
             PolicyIndex.load(tmp_path / "ix")
+    doc["params"]["exact_below"] = 100
+    for value in (200, 400):  # "big" would need a cosine graph / "all" would have none
+        doc["params"]["exact_below_similarity"] = value
+        manifest.write_text(json.dumps(doc))
+        with pytest.raises(FileFormatError, match=f"exact_below_similarity is {value}"):
+            PolicyIndex.load(tmp_path / "ix")
+    doc["params"]["exact_below_similarity"] = 320
+    manifest.write_text(json.dumps(doc))
+    assert PolicyIndex.load(tmp_path / "ix").params == IndexParams(exact_below=100, exact_below_similarity=320)
     del doc["params"]["exact_below"]
     manifest.write_text(json.dumps(doc))
     with pytest.raises(FileFormatError, match="params: expected"):

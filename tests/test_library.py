@@ -279,7 +279,7 @@ def test_corrupt_files_are_named_and_left_alone(small_library, tmp_path, case):
 def test_corrupt_index_is_named(small_library, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(small_library.root, root)
-    PolicyLibrary.open(root).index(rebuild=True, params=IndexParams(exact_below=0))  # graphs to damage
+    PolicyLibrary.open(root).index(rebuild=True, params=IndexParams(exact_below=0, exact_below_similarity=0))  # graphs to damage
     target = root / "index" / "group0.mips.bin"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
