@@ -7,17 +7,21 @@ signatures (C = 16 dims, one per component set); similarity queries ask
 which policies behave like this one, cosine over the flattened behaviour
 embeddings (K·D dims).
 
-A group of fewer than ``IndexParams.exact_below`` policies (default 10⁴)
-is answered exactly: every member is scored in float64. Below that size
-numpy scores a whole group faster than hnswlib walks a graph (measured in
-``benchmarks/bench_index.py``), and the group needs no graph, build time
-or graph file. A larger group gets two graphs (:mod:`lever.index_graphs`;
-the only layout's group shares the whole index's): cosine over the
-embeddings, and maximum inner product reduced to L2 nearest neighbours
-(Bachrach et al., 2014; hnswlib's own ``ip`` space recalls poorly in so
-few dims): x becomes [x, sqrt(R² − |x|²)] / R with R the group's largest
-norm, a query w becomes [w / |w|, 0], so |q − x'|² = 2 − 2 w·x / (|w| R).
-A search keeps ``IndexParams.ef_for(size, k)`` candidates
+A group of fewer than ``IndexParams.exact_below`` policies (default
+2·10⁴) answers weight queries exactly, and one of fewer than
+``exact_below_similarity`` (default 5·10³) similarity queries: every member
+is scored in float64. Below those sizes numpy scores a whole group faster
+than hnswlib walks a graph (``benchmarks/bench_index.py`` measures where
+the two cross, per kind: 16-dim signatures score far faster than 256-dim
+embeddings), and the group has no graph of that kind, no build time and no
+file. Larger groups get graphs (:mod:`lever.index_graphs`; the only
+layout's group shares the whole index's): cosine over the embeddings, and
+maximum inner product over the group's distinct signatures (many policies
+share one), reduced to L2 nearest neighbours (Bachrach et al., 2014;
+hnswlib's own ``ip`` space recalls poorly in so few dims): x becomes
+[x, sqrt(R² − |x|²)] / R with R the largest norm, a query w becomes
+[w / |w|, 0], so |q − x'|² = 2 − 2 w·x / (|w| R). A search keeps
+``IndexParams.ef_for(size, k)`` candidates
 (``benchmarks/bench_index_recall.py`` measures recall@10 at 10⁶ vectors).
 
 Both paths rank alike: the candidates (every member, or every point the
@@ -29,8 +33,8 @@ whenever its search reached them.
 
 On disk (a directory, usually ``<library>/index``): ``manifest.json``
 (format version, parameters, groups, per-file sha256), ``policy_ids.npy``,
-``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and, per
-group with graphs, two ``group<n>.{mips,cos}.bin`` hnswlib files; the
+``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and a
+``group<n>.{mips,cos}.bin`` hnswlib file per graph; the
 manifest is written last so a half-written index never loads, and every
 file is checked against its sha256 before it is read, so hnswlib never
 reads a damaged file.
@@ -121,8 +125,8 @@ class PolicyIndex:
     @classmethod
     def build(cls, policy_ids, layout_ids, signatures, embeddings,
               params: IndexParams = IndexParams()) -> "PolicyIndex":
-        """Build the graphs of every group of at least ``params.exact_below`` policies (deterministic: one
-        thread, seeded)."""
+        """Build the graphs of every group at least ``params.exact_below`` (MIPS) or
+        ``params.exact_below_similarity`` (cosine) policies large (deterministic: one thread, seeded)."""
         return cls(policy_ids, layout_ids, signatures, embeddings, params)
 
     def __len__(self) -> int:
