@@ -19,7 +19,7 @@ from .fileio import check_file, check_type, read_json, resolve_inside
 from .index_graphs import IndexParams, load_graph
 
 INDEX_FORMAT = "lever-policy-index"
-INDEX_VERSION = 3  # 2: value signatures over the component sets; 3: exact groups without graphs, MIPS over distinct signatures
+INDEX_VERSION = 3  # 2: signatures over the component sets; 3: exact groups, MIPS over distinct signatures
 
 
 @dataclass(frozen=True)

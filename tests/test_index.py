@@ -351,7 +351,8 @@ def test_graph_path_agrees_with_the_exact_path_on_small_groups(case):
     # With ef (512) above the group size, the graph search keeps every member, so after exact
     # re-scoring its answers are the exact path's, ties included.
     ids, layouts, signatures, embeddings, rng = case
-    index = PolicyIndex.build(ids, layouts, signatures, embeddings, IndexParams(exact_below=1, exact_below_similarity=1))
+    index = PolicyIndex.build(ids, layouts, signatures, embeddings,
+                              IndexParams(exact_below=1, exact_below_similarity=1))
     assert index.exact() == (False, False) and all(index.exact(x) == (False, False) for x in set(layouts))
     check_against_reference(index, ids, layouts, signatures, embeddings, rng)
 
