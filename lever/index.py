@@ -216,8 +216,9 @@ class PolicyIndex:
         if not np.all(np.isfinite(vector)):
             raise LeverError("embedding contains NaN or infinity")
         rows = self._rows(k, layout_id)
+        # Whether ``exclude`` is one of the candidates (O(1): no pass over the group's rows).
         extra = int(exclude is not None and exclude in self._row_of
-                    and self._row_of[exclude] in set(rows.tolist()))
+                    and (layout_id is None or self.layout_of(exclude) == str(layout_id)))
         if k + extra > rows.size:
             raise LeverError(f"k={k} but only {rows.size - extra} other policies are candidates")
         key = ALL if layout_id is None else layout_id
