@@ -476,3 +476,15 @@ def test_graph_over_distinct_signatures_ranks_every_tied_policy(k):
             scores = signatures[rows] @ weights
             expected = ids[rows][np.lexsort((ids[rows], -scores))][:k].tolist()
             assert [c.policy_id for c in index.rank(weights, k, layout_id)] == expected
+
+
+@pytest.mark.parametrize("params", [IndexParams(), GRAPHS], ids=["exact", "graphs"])
+def test_excluding_a_policy_of_another_layout_changes_nothing(params):
+    rng = np.random.default_rng(15)
+    index = PolicyIndex.build(np.arange(60), ["a"] * 30 + ["b"] * 30, rng.normal(size=(60, N_SETS)),
+                              rng.normal(size=(60, 8)), params)
+    vector = rng.normal(size=8)
+    assert index.similar(vector, 30, "a", exclude=45) == index.similar(vector, 30, "a")
+    assert 5 not in {c.policy_id for c in index.similar(vector, 29, "a", exclude=5)}
+    with pytest.raises(LeverError, match="only 29 other"):
+        index.similar(vector, 30, "a", exclude=5)
