@@ -108,10 +108,12 @@ def measure(name, graph_vectors, graph_queries, score_vectors, score_queries, sp
     """Build each (M, ef_construction) graph, search it at each ef, print one row per ef."""
     kth = true_kth_scores(score_vectors, score_queries, K_NEAREST)
     numpy_ms = brute_force_ms(score_vectors.astype(np.float32), score_queries.astype(np.float32), K_NEAREST)
-    default = IndexParams()
+    default, similarity = IndexParams(), space == "cosine"
+    default_m = default.M_similarity if similarity else default.M
+    default_ef = default.ef_for(len(graph_vectors), K_NEAREST, similarity)
     print(f"\n{name}: n={len(graph_vectors):,} dim={graph_vectors.shape[1]}, numpy brute force "
-          f"{numpy_ms:.2f} ms/query; library default M={default.M} ef_construction="
-          f"{default.ef_construction} ef={default.ef_for(len(graph_vectors), K_NEAREST)}", flush=True)
+          f"{numpy_ms:.2f} ms/query; library default M={default_m} ef_construction="
+          f"{default.ef_construction} ef={default_ef}", flush=True)
     rows = []
     for M, efc in builds:
         params = IndexParams(M=M, ef_construction=efc)
@@ -127,8 +129,7 @@ def measure(name, graph_vectors, graph_queries, score_vectors, score_queries, sp
                                score_queries.astype(np.float64))
             hit = scores >= kth[:, None] - 1e-9 * np.maximum(1.0, np.abs(kth[:, None]))
             recall = float(hit.mean())
-            mark = "  <- library default" if (M, efc, ef) == (
-                default.M, default.ef_construction, default.ef_for(len(graph_vectors), K_NEAREST)) else ""
+            mark = "  <- library default" if (M, efc, ef) == (default_m, default.ef_construction, default_ef) else ""
             print(f"  M={M:>2} ef_construction={efc:>3} ef={ef:>4}: recall@10 {recall:.4f}, "
                   f"{query_ms:.3f} ms/query ({numpy_ms / query_ms:.2f}x numpy), build {build_s:.0f} s{mark}",
                   flush=True)

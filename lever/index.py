@@ -43,7 +43,7 @@ reads a damaged file.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +119,8 @@ class PolicyIndex:
                 _graphs[key] = (
                     None if exact_weights else build_graph(mips_vectors(self._distinct[key].distinct), "l2",
                                                            params=params),
-                    None if exact_similarity else build_graph(self.embeddings[rows], "cosine", rows, params))
+                    None if exact_similarity else build_graph(self.embeddings[rows], "cosine", rows,
+                                                              replace(params, M=params.M_similarity)))
         self._graphs = _graphs  # group key -> (MIPS graph, cosine graph), None where searched exactly
 
     @classmethod
@@ -226,7 +227,7 @@ class PolicyIndex:
             found, take = rows, self._take[key]
         else:
             found = search_graph(self._graphs[key][1], vector, k + extra,
-                                 self.params.ef_for(rows.size, k + extra), rows.size)
+                                 self.params.ef_for(rows.size, k + extra, similarity=True), rows.size)
             take = found
         norms = self._norms[take] * np.linalg.norm(vector)
         dots = self.embeddings[take] @ vector

@@ -241,6 +241,8 @@ def test_clear_errors(params):
         IndexParams(exact_below=-1)
     with pytest.raises(LeverError, match="exact_below_similarity"):
         IndexParams(exact_below_similarity=-1)
+    with pytest.raises(LeverError, match="M_similarity"):
+        IndexParams(M_similarity=0)
     with pytest.raises(LeverError, match="integer"):
         IndexParams(exact_below=1.5)
 
@@ -377,8 +379,8 @@ def test_round_trip_of_an_index_with_exact_and_graph_groups(mixed_index, tmp_pat
     mixed_index.save(tmp_path / "ix")
     doc = json.loads((tmp_path / "ix" / "manifest.json").read_text())
     assert doc["version"] == index_module.INDEX_VERSION == 3
-    assert doc["params"] == {"M": 16, "ef_construction": 200, "ef_min": 512, "exact_below": 100,
-                             "exact_below_similarity": 320, "seed": 0}
+    assert doc["params"] == {"M": 32, "M_similarity": 16, "ef_construction": 200, "ef_min": 512,
+                             "exact_below": 100, "exact_below_similarity": 320, "seed": 0}
     groups = {g["key"]: g for g in doc["groups"]}
     assert groups["small"]["mips"] is None and groups["small"]["cos"] is None and groups["big"]["cos"] is None
     graph_files = sorted(name for name in doc["files"] if name.endswith(".bin"))
@@ -488,3 +490,18 @@ def test_excluding_a_policy_of_another_layout_changes_nothing(params):
     assert 5 not in {c.policy_id for c in index.similar(vector, 29, "a", exclude=5)}
     with pytest.raises(LeverError, match="only 29 other"):
         index.similar(vector, 30, "a", exclude=5)
+
+
+def test_query_ef_grows_with_a_mips_graph_only():
+    params = IndexParams()
+    assert params.ef_for(1_000, 10) == params.ef_for(250_000, 10) == 512
+    assert params.ef_for(1_000_000, 10) == 2048 and params.ef_for(2_000_000, 10) == 4096
+    assert params.ef_for(1_000_000, 10, similarity=True) == 512 and params.ef_for(10, 600, similarity=True) == 600
+
+
+def test_cosine_graphs_use_their_own_degree():
+    rng = np.random.default_rng(16)
+    index = PolicyIndex.build(np.arange(100), ["a"] * 100, rng.normal(size=(100, N_SETS)), rng.normal(size=(100, 6)),
+                              IndexParams(exact_below=0, exact_below_similarity=0, M=24, M_similarity=8))
+    mips, cosine = index._graphs["all"]
+    assert (mips.M, cosine.M) == (24, 8)
