@@ -41,6 +41,8 @@ class IndexParams:
     M_similarity: int = 16
     ef_construction: int = 200
     ef_min: int = 512
+    # The largest measured sizes where the exact path was still faster (bench_index.py, crossover):
+    # graphs won from 5·10⁴ policies for weight queries and from 10⁴ for similarity queries.
     exact_below: int = 20_000
     exact_below_similarity: int = 5_000
     seed: int = 0
@@ -75,9 +77,8 @@ class IndexParams:
     def as_dict(self) -> dict:
         """The parameters as the JSON object an index manifest stores."""
         return {"M": self.M, "M_similarity": self.M_similarity, "ef_construction": self.ef_construction,
-                "ef_min": self.ef_min,
-                "exact_below": self.exact_below, "exact_below_similarity": self.exact_below_similarity,
-                "seed": self.seed}
+                "ef_min": self.ef_min, "exact_below": self.exact_below,
+                "exact_below_similarity": self.exact_below_similarity, "seed": self.seed}
 
 
 def build_graph(vectors: np.ndarray, space: str, labels: np.ndarray | None = None,
