@@ -1,48 +1,62 @@
-"""Retrieval of library policies through hnswlib.
+"""Retrieval of library policies: exact numpy search for small groups, hnswlib graphs for large ones.
 
-Two graphs per group of policies: a maximum-inner-product graph over value
-signatures ψ(start) (C = 16 dims: one per component set), answering "which policy has the largest
-predicted return w · ψ(start)", and a cosine graph over the flattened
-behaviour embeddings (K·D dims), answering "which policies behave like this
-one". Every layout has its own group, so a layout filter is exact, and one
-more group holds every policy for unfiltered queries.
+Policies are grouped by layout, so a layout filter is exact, and one more
+group holds every policy for unfiltered queries. Weight queries ask which
+policy has the largest predicted return w · ψ(start) over the value
+signatures (C = 16 dims, one per component set); similarity queries ask
+which policies behave like this one, cosine over the flattened behaviour
+embeddings (K·D dims).
 
-Maximum inner product in so few dimensions is a poor fit for hnswlib's own
-``ip`` space (measured recall@10 ≈ 0.98 at ef = 512), so it is reduced to
-nearest neighbours in L2 (Bachrach et al., 2014): each signature x becomes
-[x, sqrt(R² − |x|²)] / R with R the largest norm of the group, a query w
-becomes [w / |w|, 0], and then |q − x'|² = 2 − 2 w·x / (|w| R), so the
-nearest points are exactly the largest inner products. Queries search with
-ef = max(k, ef_min), ef_min = 512 by default; every candidate the search
-keeps (up to ef) is re-scored exactly in float64, ranked best first, ties
-by policy id, and the first k are the answer. So policies with equal
-scores (common: many policies share a greedy route) are cut at the k-th
-place by policy id, as a brute-force ranking cuts them, whenever the
-search reached them.
+A group of fewer than ``IndexParams.exact_below`` policies (default
+2·10⁴) answers weight queries exactly, and one of fewer than
+``exact_below_similarity`` (default 5·10³) similarity queries: every member
+is scored in float64. Below those sizes numpy scores a whole group faster
+than hnswlib walks a graph (``benchmarks/bench_index.py`` measures where
+the two cross, per kind: 16-dim signatures score far faster than 256-dim
+embeddings), and the group has no graph of that kind, no build time and no
+file. Larger groups get graphs (:mod:`lever.index_graphs`; the only
+layout's group shares the whole index's): cosine over the embeddings, and
+maximum inner product over the group's distinct signatures (many policies
+share one), reduced to L2 nearest neighbours (Bachrach et al., 2014;
+hnswlib's own ``ip`` space recalls poorly in so few dims): x becomes
+[x, sqrt(R² − |x|²)] / R with R the largest norm, a query w becomes
+[w / |w|, 0], so |q − x'|² = 2 − 2 w·x / (|w| R). A search keeps
+``IndexParams.ef_for(size, k)`` candidates
+(``benchmarks/bench_index_recall.py`` measures recall@10 at 10⁶ vectors).
+
+Both paths rank alike: the candidates (every member, or every point the
+search kept) are re-scored exactly in float64, ranked best first, ties by
+policy id, and the first k are the answer. So equal scores (common: many
+policies share a greedy route) are cut at the k-th place by policy id, as
+brute force cuts them: always on the exact path, on the graph path
+whenever its search reached them.
 
 On disk (a directory, usually ``<library>/index``): ``manifest.json``
 (format version, parameters, groups, per-file sha256), ``policy_ids.npy``,
-``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and two
-``group<n>.{mips,cos}.bin`` hnswlib files per group; the manifest is written
-last so a half-written index never loads, and every file is checked
-against its sha256 before it is read, so hnswlib never reads a damaged file.
+``layout_codes.npy``, ``signatures.npy``, ``embeddings.npy`` and a
+``group<n>.{mips,cos}.bin`` hnswlib file per graph; the
+manifest is written last so a half-written index never loads, and every
+file is checked against its sha256 before it is read, so hnswlib never
+reads a damaged file.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import hnswlib
 import numpy as np
 
 from .errors import FileFormatError, LeverError
-from .fileio import atomic_write, check_file, check_type, read_json, resolve_inside, sha256_file, write_json
+from .fileio import atomic_write, sha256_file, write_json
+from .index_files import INDEX_FORMAT, INDEX_VERSION, read_index, saved_version
+from .index_graphs import DistinctSignatures, IndexParams, build_graph, mips_query, mips_vectors, search_graph
 from .objectives import Objective
 
-INDEX_FORMAT = "lever-policy-index"
-INDEX_VERSION = 2  # 2: value signatures over the component sets
+__all__ = ["ALL", "INDEX_FORMAT", "INDEX_VERSION", "Candidate", "IndexParams", "PolicyIndex", "build_graph",
+           "mips_query", "mips_vectors", "saved_version"]
+
 ALL = "all"
 
 
@@ -54,54 +68,8 @@ class Candidate:
     score: float
 
 
-@dataclass(frozen=True)
-class IndexParams:
-    """hnswlib parameters: graph degree ``M``, ``ef_construction``, the smallest query ``ef``, the seed."""
-
-    M: int = 16
-    ef_construction: int = 200
-    ef_min: int = 512
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("M", "ef_construction", "ef_min"):
-            if getattr(self, name) < 1:
-                raise LeverError(f"index parameter {name} must be >= 1, got {getattr(self, name)}")
-
-
-def build_graph(vectors: np.ndarray, space: str, labels: np.ndarray | None = None,
-                params: IndexParams = IndexParams(), threads: int = 1) -> hnswlib.Index:
-    """An hnswlib graph over ``vectors`` float (N, dim) in hnswlib ``space`` ("l2", "ip" or "cosine").
-
-    One thread (the default) makes the graph, and so every answer, the same on every run.
-    """
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    graph = hnswlib.Index(space=space, dim=vectors.shape[1])
-    graph.init_index(max_elements=max(1, vectors.shape[0]), ef_construction=params.ef_construction,
-                     M=params.M, random_seed=params.seed)
-    if vectors.shape[0]:
-        graph.add_items(vectors, np.arange(vectors.shape[0]) if labels is None else labels,
-                        num_threads=threads)
-    return graph
-
-
-def mips_vectors(signatures: np.ndarray) -> np.ndarray:
-    """Signatures (N, C) lifted onto the unit sphere in C+1 dims, float32 (N, C+1), for L2 search."""
-    signatures = np.asarray(signatures, dtype=np.float64)
-    norms = np.linalg.norm(signatures, axis=1)
-    radius = norms.max() if norms.size and norms.max() > 0 else 1.0
-    lift = np.sqrt(np.maximum(radius ** 2 - norms ** 2, 0.0))
-    return (np.column_stack([signatures, lift]) / radius).astype(np.float32)
-
-
-def mips_query(weights: np.ndarray) -> np.ndarray:
-    """A weight vector (C,) as the matching L2 query of :func:`mips_vectors`, float32 (C+1,)."""
-    weights = np.asarray(weights, dtype=np.float64)
-    return np.append(weights / np.linalg.norm(weights), 0.0).astype(np.float32)
-
-
 class PolicyIndex:
-    """hnswlib graphs over a set of policies, grouped by layout (see the module docstring).
+    """A set of policies grouped by layout, each group searched exactly or by graphs (module docstring).
 
     policy_ids int64 (N,); layout_ids: N layout ids; signatures float64 (N, C);
     embeddings float64 (N, E).
@@ -128,20 +96,38 @@ class PolicyIndex:
         self.layout_codes = np.array([self.layouts.index(x) for x in layout_ids], dtype=np.int32) \
             if n else np.zeros(0, dtype=np.int32)
         self._row_of = {int(pid): row for row, pid in enumerate(self.policy_ids)}
+        self._norms = np.linalg.norm(self.embeddings, axis=1)
         self._groups = {ALL: np.arange(n)}
         for code, layout_id in enumerate(self.layouts):
             self._groups[layout_id] = np.flatnonzero(self.layout_codes == code)
+        # A group whose rows are consecutive (every layout of a library is) is read through a slice,
+        # a view, so the exact path copies no rows.
+        self._take = {key: slice(int(rows[0]), int(rows[-1]) + 1) if rows.size and rows[-1] - rows[0] + 1 == rows.size
+                      else rows for key, rows in self._groups.items()}
+        self._distinct = {}  # group key -> the distinct signatures its MIPS graph holds, if it has graphs
+        for key, rows in self._groups.items():
+            if not params.exact(rows.size)[0]:
+                self._distinct[key] = self._distinct[ALL] if key != ALL and rows.size == n else \
+                    DistinctSignatures(self.signatures, rows, self.policy_ids)
         if _graphs is None:
             _graphs = {}
             for key, rows in self._groups.items():
-                _graphs[key] = (build_graph(mips_vectors(self.signatures[rows]), "l2", rows, params),
-                                build_graph(self.embeddings[rows], "cosine", rows, params))
-        self._graphs = _graphs
+                if key != ALL and rows.size == n:  # the only layout: its graphs are the whole index's
+                    _graphs[key] = _graphs[ALL]
+                    continue
+                exact_weights, exact_similarity = params.exact(rows.size)
+                _graphs[key] = (
+                    None if exact_weights else build_graph(mips_vectors(self._distinct[key].distinct), "l2",
+                                                           params=params),
+                    None if exact_similarity else build_graph(self.embeddings[rows], "cosine", rows,
+                                                              replace(params, M=params.M_similarity)))
+        self._graphs = _graphs  # group key -> (MIPS graph, cosine graph), None where searched exactly
 
     @classmethod
     def build(cls, policy_ids, layout_ids, signatures, embeddings,
               params: IndexParams = IndexParams()) -> "PolicyIndex":
-        """Build every graph (deterministic: one thread, seeded)."""
+        """Build the graphs of every group at least ``params.exact_below`` (MIPS) or
+        ``params.exact_below_similarity`` (cosine) policies large (deterministic: one thread, seeded)."""
         return cls(policy_ids, layout_ids, signatures, embeddings, params)
 
     def __len__(self) -> int:
@@ -158,6 +144,11 @@ class PolicyIndex:
         return int(self.embeddings.shape[1])
 
     # -- queries --------------------------------------------------------------
+    def exact(self, layout_id: str | None = None) -> tuple[bool, bool]:
+        """Whether (weight, similarity) queries over ``layout_id`` (None: every policy) are answered
+        exactly, without a graph."""
+        return tuple(graph is None for graph in self._graphs[ALL if layout_id is None else str(layout_id)])
+
     def _rows(self, k: int, layout_id: str | None) -> np.ndarray:
         if len(self) == 0:
             raise LeverError("the policy index is empty")
@@ -173,17 +164,6 @@ class PolicyIndex:
             raise LeverError(f"k={k} but {where} holds only {rows.size} policies")
         return rows
 
-    def _search(self, graph: hnswlib.Index, vector: np.ndarray, k: int, group_size: int) -> np.ndarray:
-        # Every candidate the search keeps (ef of them, at most the group), for exact re-scoring.
-        ef = max(k, self.params.ef_min)
-        graph.set_ef(ef)
-        query = vector.astype(np.float32)[None]
-        try:
-            labels, _ = graph.knn_query(query, k=min(ef, group_size), num_threads=1)
-        except RuntimeError:  # the search kept fewer points than asked for: take the k needed
-            labels, _ = graph.knn_query(query, k=k, num_threads=1)
-        return labels[0].astype(np.int64)
-
     def _check_weights(self, weights) -> np.ndarray:
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape != (self.signature_dim,):
@@ -193,6 +173,10 @@ class PolicyIndex:
 
     def _ranked(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[Candidate]:
         """The best ``k`` of ``rows`` by exact ``scores``, best first, ties by policy id."""
+        if scores.size > k:  # only rows scoring at least the k-th best can place; ties all kept
+            kth = np.partition(scores, scores.size - k)[scores.size - k]
+            keep = np.flatnonzero(scores >= kth)
+            rows, scores = rows[keep], scores[keep]
         order = np.lexsort((self.policy_ids[rows], -scores))[:k]
         return [Candidate(int(self.policy_ids[rows[i]]), float(scores[i])) for i in order]
 
@@ -210,8 +194,14 @@ class PolicyIndex:
         """:meth:`query` for weights over the component sets float64 (N_SETS,), taken as given."""
         weights = self._check_weights(weights)
         rows = self._rows(k, layout_id)  # checks k and the layout filter before searching
-        found = self._search(self._graphs[ALL if layout_id is None else layout_id][0], mips_query(weights), k,
-                             rows.size)
+        key = ALL if layout_id is None else layout_id
+        if self._graphs[key][0] is None:
+            return self._ranked(rows, self.signatures[self._take[key]] @ weights, k)
+        distinct = self._distinct[key]
+        size = distinct.distinct.shape[0]
+        found = search_graph(self._graphs[key][0], mips_query(weights), min(k, size), self.params.ef_for(size, k),
+                             size)
+        found = distinct.expand(found, k)
         return self._ranked(found, self.signatures[found] @ weights, k)
 
     def similar(self, embedding, k: int = 5, layout_id: str | None = None,
@@ -227,17 +217,24 @@ class PolicyIndex:
         if not np.all(np.isfinite(vector)):
             raise LeverError("embedding contains NaN or infinity")
         rows = self._rows(k, layout_id)
+        # Whether ``exclude`` is one of the candidates (O(1): no pass over the group's rows).
         extra = int(exclude is not None and exclude in self._row_of
-                    and self._row_of[exclude] in set(rows.tolist()))
+                    and (layout_id is None or self.layout_of(exclude) == str(layout_id)))
         if k + extra > rows.size:
             raise LeverError(f"k={k} but only {rows.size - extra} other policies are candidates")
-        graph = self._graphs[ALL if layout_id is None else layout_id][1]
-        found = self._search(graph, vector, k + extra, rows.size)
-        if extra:
-            found = found[self.policy_ids[found] != exclude]
-        norms = np.linalg.norm(self.embeddings[found], axis=1) * np.linalg.norm(vector)
-        dots = self.embeddings[found] @ vector
+        key = ALL if layout_id is None else layout_id
+        if self._graphs[key][1] is None:
+            found, take = rows, self._take[key]
+        else:
+            found = search_graph(self._graphs[key][1], vector, k + extra,
+                                 self.params.ef_for(rows.size, k + extra, similarity=True), rows.size)
+            take = found
+        norms = self._norms[take] * np.linalg.norm(vector)
+        dots = self.embeddings[take] @ vector
         scores = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+        if extra:
+            keep = self.policy_ids[found] != exclude
+            found, scores = found[keep], scores[keep]
         return self._ranked(found, scores, k)
 
     def similar_to(self, policy_id: int, k: int = 5, layout_id: str | None = None) -> list[Candidate]:
@@ -275,23 +272,27 @@ class PolicyIndex:
                   "signatures.npy": self.signatures, "embeddings.npy": self.embeddings}
         for name, array in arrays.items():
             atomic_write(directory / name, lambda h, a=array: np.save(h, a), binary=True)
-        groups = []
+        groups, listed = [], set(arrays)
+        written = {}  # id of a graph pair -> its file names: graphs two groups share are written once
         for number, key in enumerate(self._groups):
-            names = []
-            for graph, space in zip(self._graphs[key], ("mips", "cos")):
-                name = f"group{number}.{space}.bin"
-                tmp = directory / f".{name}.tmp"
-                graph.save_index(str(tmp))
-                os.replace(tmp, directory / name)
-                names.append(name)
+            pair = self._graphs[key]
+            if id(pair) not in written:
+                written[id(pair)] = [None, None]  # no file for a kind searched exactly
+                for i, (graph, space) in enumerate(zip(pair, ("mips", "cos"))):
+                    if graph is None:
+                        continue
+                    name = written[id(pair)][i] = f"group{number}.{space}.bin"
+                    graph.save_index(str(directory / f".{name}.tmp"))
+                    os.replace(directory / f".{name}.tmp", directory / name)
+                    listed.add(name)
+            names = written[id(pair)]
             groups.append({"key": key, "mips": names[0], "cos": names[1]})
-        for path in sorted(directory.iterdir()):
-            if path.name in arrays or path.name.endswith(".bin") and not path.name.startswith("."):
-                files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        for name in sorted(listed):  # graph files of an earlier save that are no longer listed stay unlisted
+            path = directory / name
+            files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         write_json(directory / "manifest.json", INDEX_FORMAT, INDEX_VERSION, {
             "fingerprint": fingerprint, "layouts": list(self.layouts), "groups": groups,
-            "params": {"M": self.params.M, "ef_construction": self.params.ef_construction,
-                       "ef_min": self.params.ef_min, "seed": self.params.seed},
+            "params": self.params.as_dict(),
             "signature_dim": self.signature_dim, "embedding_dim": self.embedding_dim,
             "n_policies": len(self), "files": files})
 
@@ -316,84 +317,21 @@ class PolicyIndex:
 
     @classmethod
     def _load(cls, directory: Path, fingerprint: str | None) -> "PolicyIndex":
-        manifest = directory / "manifest.json"
-        doc = read_json(manifest, INDEX_FORMAT, INDEX_VERSION)
-        if fingerprint is not None and check_type(doc.get("fingerprint"), str, f"{manifest}: fingerprint") \
-                != fingerprint:
-            raise FileFormatError(f"{manifest}: index was built from other data")
-        files = _checked_files(manifest, doc)
-        paths = {name: resolve_inside(directory, name) for name in files}
-        for name, entry in files.items():
-            check_file(paths[name], entry)
-        n, signature_dim, embedding_dim = (_count(manifest, doc, name, least) for name, least in
-                                           (("n_policies", 0), ("signature_dim", 1), ("embedding_dim", 1)))
-        arrays = {}
-        expected = {"policy_ids": ((n,), "iu"), "layout_codes": ((n,), "iu"),
-                    "signatures": ((n, signature_dim), "f"), "embeddings": ((n, embedding_dim), "f")}
-        for name, (shape, kinds) in expected.items():
-            path = paths.get(f"{name}.npy")
-            if path is None:
-                raise FileFormatError(f"{manifest}: lists no {name}.npy")
-            try:
-                arrays[name] = np.load(path)
-            except (ValueError, OSError, EOFError) as exc:
-                raise FileFormatError(f"{path}: not a readable array ({exc})") from None
-            if arrays[name].shape != shape or arrays[name].dtype.kind not in kinds:
-                raise FileFormatError(f"{path}: {arrays[name].dtype} {arrays[name].shape}, expected shape {shape}")
-        layouts = [check_type(x, str, f"{manifest}: layouts[{i}]")
-                   for i, x in enumerate(check_type(doc.get("layouts"), list, f"{manifest}: layouts"))]
-        params = check_type(doc.get("params"), dict, f"{manifest}: params")
-        if sorted(params) != ["M", "ef_construction", "ef_min", "seed"]:
-            raise FileFormatError(f"{manifest}: params: expected M, ef_construction, ef_min and seed")
+        saved = read_index(directory, fingerprint)
+        codes, manifest, graphs, params = saved.arrays["layout_codes"], directory / "manifest.json", saved.graphs, \
+            saved.params
         try:
-            params = IndexParams(**{k: check_type(v, int, f"{manifest}: params.{k}") for k, v in params.items()})
-        except FileFormatError:
-            raise
-        except LeverError as exc:
-            raise FileFormatError(f"{manifest}: params: {exc}") from None
-        graphs = {}
-        for i, group in enumerate(check_type(doc.get("groups"), list, f"{manifest}: groups")):
-            where = f"{manifest}: groups[{i}]"
-            check_type(group, dict, where)
-            pair = []
-            for space, dim, field in (("l2", signature_dim + 1, "mips"), ("cosine", embedding_dim, "cos")):
-                name = check_type(group.get(field), str, f"{where}.{field}")
-                if name not in paths:
-                    raise FileFormatError(f"{manifest}: lists no {name}")
-                graph = hnswlib.Index(space=space, dim=dim)
-                try:
-                    graph.load_index(str(paths[name]), max_elements=max(1, n))
-                except (RuntimeError, ValueError, OSError) as exc:
-                    raise FileFormatError(f"{paths[name]}: not a readable hnswlib index ({exc})") from None
-                pair.append(graph)
-            graphs[check_type(group.get("key"), str, f"{where}.key")] = tuple(pair)
-        codes = arrays["layout_codes"]
-        if codes.size and (codes.min() < 0 or codes.max() >= len(layouts)):
-            raise FileFormatError(f"{directory / 'layout_codes.npy'}: layout codes out of range")
-        try:
-            index = cls(arrays["policy_ids"], [layouts[c] for c in codes], arrays["signatures"],
-                        arrays["embeddings"], params, _graphs=graphs)
+            index = cls(saved.arrays["policy_ids"], [saved.layouts[c] for c in codes], saved.arrays["signatures"],
+                        saved.arrays["embeddings"], params, _graphs=graphs)
         except LeverError as exc:
             raise FileFormatError(f"{directory}: {exc}") from None
         if set(graphs) != set(index._groups):
             raise FileFormatError(f"{manifest}: groups {sorted(graphs)} do not match the layouts")
+        for key, rows in index._groups.items():
+            for graph, exact, kind, field in zip(graphs[key], params.exact(rows.size), ("weight", "similarity"),
+                                                 ("exact_below", "exact_below_similarity")):
+                if (graph is None) != exact:
+                    raise FileFormatError(f"{manifest}: group {key!r} of {rows.size} policies "
+                                          f"{'lacks' if graph is None else 'has'} a {kind} graph, but {field} "
+                                          f"is {getattr(params, field)}")
         return index
-
-
-def _checked_files(manifest: Path, doc: dict) -> dict:
-    """The manifest's ``files`` (name → ``sha256``, ``bytes``), type-checked."""
-    files = check_type(doc.get("files"), dict, f"{manifest}: files")
-    for name, entry in files.items():
-        where = f"{manifest}: files[{name!r}]"
-        check_type(entry, dict, where)
-        check_type(entry.get("sha256"), str, f"{where}.sha256")
-        check_type(entry.get("bytes"), int, f"{where}.bytes")
-    return files
-
-
-def _count(manifest: Path, doc: dict, name: str, least: int) -> int:
-    """An integer field of the manifest, at least ``least``."""
-    value = check_type(doc.get(name), int, f"{manifest}: {name}")
-    if value < least:
-        raise FileFormatError(f"{manifest}: {name}: {value}, expected at least {least}")
-    return value

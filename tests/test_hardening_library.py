@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lever.index as index_module
+import lever.index_graphs as graphs_module
 import lever.library.build as build_module
 import lever.library.store as store_module
 from lever.cli import main
 from lever.errors import FileFormatError, LeverError
+from lever.index import IndexParams
 from lever.library import STAGING, PolicyLibrary
 from lever.library.checks import UnusableTables, manifest_fingerprint
 
@@ -150,6 +151,8 @@ class NoHnswlib:
 
 
 def _damage_bin(root: Path, how: str, rng: np.random.Generator) -> Path:
+    # A library this small is searched exactly by default: give its index graphs to damage.
+    PolicyLibrary.open(root).index(rebuild=True, params=IndexParams(exact_below=0, exact_below_similarity=0))
     target = root / "index" / "group0.mips.bin"
     data = bytearray(target.read_bytes())
     if how == "random":
@@ -172,7 +175,7 @@ def test_rewritten_index_file_never_reaches_hnswlib(copy, monkeypatch, how, cons
                                      "bytes": target.stat().st_size}
         index_manifest.write_text(json.dumps(doc, indent=1, sort_keys=True))
     library = PolicyLibrary.open(copy)
-    monkeypatch.setattr(index_module, "hnswlib", NoHnswlib)
+    monkeypatch.setattr(graphs_module, "hnswlib", NoHnswlib)
     with pytest.raises(FileFormatError, match=f"run `lever library reindex {copy}`") as error:
         library.index()
     assert ("manifest.json" if consistent else target.name) in str(error.value)

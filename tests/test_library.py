@@ -12,6 +12,7 @@ from lever import FileFormatError, Layout, LeverError, Objective, TrainConfig, r
 from lever.cli import main
 from lever.embeddings import EmbeddingConfig, canonical_states, embed_policies
 from lever.library import STAGING, PolicyLibrary
+from lever.index import IndexParams, PolicyIndex
 
 SMALL = dict(setting="grid8", layout_seeds=(0, 1),
              objectives=("path", "gold", "hazard", "lever", "path+gold"), episodes=300, progress=False)
@@ -278,6 +279,7 @@ def test_corrupt_files_are_named_and_left_alone(small_library, tmp_path, case):
 def test_corrupt_index_is_named(small_library, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(small_library.root, root)
+    PolicyLibrary.open(root).index(rebuild=True, params=IndexParams(exact_below=0, exact_below_similarity=0))  # graphs to damage
     target = root / "index" / "group0.mips.bin"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -331,3 +333,24 @@ def test_cli_build_info_search(tmp_path, capsys):
     assert main(["search", str(root), "--objective", "path", "-k", "9"]) == 2
     assert "choose one with --seed or --layout" in capsys.readouterr().err
     assert main(["library", "info", str(tmp_path / "missing")]) == 2
+
+
+def test_an_index_of_an_older_format_is_rebuilt(small_library, tmp_path):
+    # An intact index saved by an older lever (format version 2: graphs for every group) is not
+    # damage: the library rebuilds it in the current format and records the new one.
+    root = tmp_path / "copy"
+    shutil.copytree(small_library.root, root)
+    index_manifest = root / "index" / "manifest.json"
+    doc = json.loads(index_manifest.read_text())
+    doc["version"] = 2
+    index_manifest.write_text(json.dumps(doc))
+    library_manifest = json.loads((root / "manifest.json").read_text())
+    library_manifest["index"] = {"sha256": hashlib.sha256(index_manifest.read_bytes()).hexdigest(),
+                                 "bytes": index_manifest.stat().st_size}
+    (root / "manifest.json").write_text(json.dumps(library_manifest, indent=1, sort_keys=True))
+    with pytest.raises(FileFormatError, match="format version 2, this lever reads 3"):
+        PolicyIndex.load(root / "index")
+    index = PolicyLibrary.open(root).index()
+    assert index.query("path", 3) == small_library.index().query("path", 3)
+    assert json.loads(index_manifest.read_text())["version"] == 3
+    assert PolicyLibrary.open(root).index().query("gold", 2) == small_library.index().query("gold", 2)

@@ -48,7 +48,7 @@ from ..embeddings import SuccessorFeatures, behaviour_embeddings, value_signatur
 from ..errors import FileFormatError, LeverError
 from ..fileio import check_file, exclusive_lock, read_json, resolve_inside, sha256_file, shared_lock, write_json
 from ..gridworld import Layout
-from ..index import IndexParams, PolicyIndex
+from ..index import INDEX_VERSION, IndexParams, PolicyIndex, saved_version
 from ..kernels.constants import EXIT
 from .checks import Manifest, index_record, manifest_fingerprint, parse_manifest
 from .records import PolicyRecord, PolicyTables, array_file, layout_arrays
@@ -271,7 +271,8 @@ class PolicyLibrary:
         reaches hnswlib unchecked. ``rebuild=True`` (or new ``params``)
         builds it anew and saves it under the library's exclusive lock,
         raising :class:`LeverError` if it cannot be saved. An index built
-        because none was saved is saved when the library is writable and
+        because none was saved, or because the saved one is intact but of
+        an older format version, is saved when the library is writable and
         not in use by another process, and otherwise kept in memory only.
         ``lock=False`` is for a caller that already holds the library's
         exclusive lock (a build).
@@ -320,6 +321,9 @@ class PolicyLibrary:
         except FileFormatError:
             raise FileFormatError(f"{index_manifest}: does not match the index recorded in {self.root / MANIFEST} "
                                   f"(stale, modified or from other data); {remedy}") from None
+        version = saved_version(index_manifest.parent)
+        if version is not None and version < INDEX_VERSION:
+            return None  # intact but of an older format: rebuilt (and saved where writable) by the caller
         return PolicyIndex.load(index_manifest.parent, fingerprint=self.fingerprint, remedy=remedy)
 
     def _save_index(self, index: PolicyIndex) -> None:
