@@ -98,11 +98,13 @@ class Candidates:
         return tuple(r[:k] for r in self.rows)
 
 
-def retrieve(prepared: PreparedLayout, objective: Objective, pool: int | None = None) -> Candidates:
+def retrieve(prepared: PreparedLayout, objective: Objective, pool: int | None = None,
+             excluded: np.ndarray | None = None) -> Candidates:
     """Rank, per component of ``objective``, the layout's policies trained on that component.
 
     Each component c is queried with the objective restricted to c; ``pool``
-    caps the list length. LeverError if a component has no candidate.
+    caps the list length; ``excluded`` bool (P,) marks stack rows that are
+    never candidates. LeverError if a component has no candidate.
     """
     weights = objective.array
     if pool is not None and pool < 1:
@@ -122,7 +124,11 @@ def retrieve(prepared: PreparedLayout, objective: Objective, pool: int | None = 
             predicted = prepared.signatures @ query
             rows = np.argsort(-predicted, kind="stable").astype(np.int64)
             scores = predicted[rows]
-        keep = relevant[rows, c]
+        keep = relevant[rows, c] if excluded is None else relevant[rows, c] & ~excluded[rows]
+        if not keep.any() and relevant[rows, c].any():
+            raise LeverError(f"no candidate policy for component {COMPONENTS[c]!r} on layout {stack.layout.id}: "
+                             f"its policies were added without a vector Q table, which the max operator (GPI) "
+                             f"needs: use operator='sum', or add them with an (S, A, C) table")
         rows, scores = rows[keep][:pool], scores[keep][:pool]
         if rows.size == 0:
             raise LeverError(f"no candidate policy for component {COMPONENTS[c]!r} on layout "

@@ -136,7 +136,9 @@ def _search(prepared: PreparedLayout, objective: Objective, strategy: Strategy, 
     check_choice("scoring", scoring, SCORINGS)
     composer = Composer(prepared.stack, objective, operator, prepared.rules)
     began = time.perf_counter()
-    candidates = retrieve(prepared, objective, pool)
+    # GPI composes vector Q tables: policies added without one are left out of its candidates.
+    excluded = prepared.stack.lacks_vector_q if operator == "max" else None
+    candidates = retrieve(prepared, objective, pool, excluded)
     retrieval_s = time.perf_counter() - began
     scorer = Scorer(prepared, composer, candidates, scoring)
     outcome = strategy.search(candidates, scorer)

@@ -12,7 +12,8 @@ import pytest
 import lever
 import lever.library.add as add_module
 import lever.library.build as build_module
-from lever import Layout, LeverError, TrainConfig, rollout, train
+from lever import Layout, LeverError, Objective, TrainConfig, rollout, train
+from lever.compose import Composer
 from lever.embeddings import embed_policies
 from lever.kernels.constants import WALL
 from lever.library import PolicyLibrary, SupportLog
@@ -178,9 +179,21 @@ def test_added_policy_is_retrieved_and_composed(lib, trained):
     # It is the library's only lever policy, so composing path+lever must use it.
     result = lever.compose(again, "path+lever", layout=layout_id, strategy="targeted")
     assert record.policy_id in result.policy_ids
-    # Without a vector Q table, GPI refuses it by name instead of composing zeros.
-    with pytest.raises(LeverError, match=rf"policies \[{record.policy_id}\] .* no vector Q table"):
+    # Without a vector Q table it is no candidate of GPI, which composes vector Q tables ...
+    with pytest.raises(LeverError, match="added without a vector Q table"):
         lever.compose(again, "path+lever", layout=layout_id, strategy="targeted", operator="max")
+    # ... which takes a lever policy that has one, however well the other one ranks.
+    trained_lever = train(lib.layout(layout_id), "lever",
+                          TrainConfig.from_budget("X1", "grid8", episodes=300, vector_q=True))
+    with_vector = again.add(trained_lever.q_vector, "lever", layout_id)
+    result = lever.compose(again, "path+lever", layout=layout_id, strategy="exhaustive", operator="max")
+    assert with_vector.policy_id in result.policy_ids and record.policy_id not in result.policy_ids
+    # The kernel-level guard still names such a policy if a combination holds one.
+    stack = lever.PolicyStack.from_tables(again.layout(layout_id), again.tables(layout_id))
+    composer = Composer(stack, Objective.parse("path+lever"), "max", again.spec.rules)
+    row = int(stack.rows([record.policy_id])[0])
+    with pytest.raises(LeverError, match=rf"policies \[{record.policy_id}\] .* no vector Q table"):
+        composer.actions(np.array([[row]], dtype=np.int64))
 
 
 def test_export_add_round_trip(lib):

@@ -12,7 +12,8 @@ support is derived or given (see :mod:`lever.library.support`).
   set's single-component Qs, a linear stand-in for the set's own Q.
 - From an (S, A) table there is no vector Q. Zeros are stored in its place
   and the record says ``vector_q = False``; the GPI operator (``max``),
-  the one user of vector Q tables, refuses to compose such a policy. Pass
+  the one user of vector Q tables, leaves such a policy out of its
+  candidates (and refuses a combination given to it that holds one). Pass
   ``q_vector=`` as well to store both as given (what :func:`export_policy`
   gives back, so export → add round-trips exactly).
 
