@@ -169,6 +169,8 @@ class PolicyIndex:
         if weights.shape != (self.signature_dim,):
             raise LeverError(f"weights have shape {weights.shape}, the index's value signatures "
                              f"have {self.signature_dim} dims")
+        if not np.all(np.isfinite(weights)):
+            raise LeverError("weights contain NaN or infinity")
         return weights
 
     def _ranked(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[Candidate]:
@@ -195,7 +197,8 @@ class PolicyIndex:
         weights = self._check_weights(weights)
         rows = self._rows(k, layout_id)  # checks k and the layout filter before searching
         key = ALL if layout_id is None else layout_id
-        if self._graphs[key][0] is None:
+        if self._graphs[key][0] is None or not weights.any():
+            # All-zero weights score every policy 0 (and have no direction to search): the ids decide.
             return self._ranked(rows, self.signatures[self._take[key]] @ weights, k)
         distinct = self._distinct[key]
         size = distinct.distinct.shape[0]

@@ -214,6 +214,11 @@ def test_clear_errors(params):
                               rng.normal(size=(20, 8)), params)
     with pytest.raises(LeverError, match="dims"):
         index.rank(np.ones(4), 2)
+    with pytest.raises(LeverError, match="NaN or infinity"):
+        index.rank(np.full(N_SETS, np.nan), 2)
+    # All-zero weights give every policy 0: the lowest ids, on either path (no NaN query for a graph).
+    assert index.rank(np.zeros(N_SETS), 3, "b") == [Candidate(p, 0.0) for p in (12, 13, 14)]
+    assert index.rank(np.zeros(N_SETS), 2) == [Candidate(0, 0.0), Candidate(1, 0.0)]
     with pytest.raises(LeverError, match="weighted"):
         index.query("path+gold*0.5", 2)
     with pytest.raises(LeverError, match="unknown rules"):
@@ -505,3 +510,14 @@ def test_cosine_graphs_use_their_own_degree():
                               IndexParams(exact_below=0, exact_below_similarity=0, M=24, M_similarity=8))
     mips, cosine = index._graphs["all"]
     assert (mips.M, cosine.M) == (24, 8)
+
+
+def test_all_zero_weights_rank_by_policy_id_on_a_graph_too():
+    # A zero weight vector has no direction for the graph to follow (its MIPS query would be NaN).
+    rng = np.random.default_rng(11)
+    n = 3000
+    signatures = rng.normal(size=(n, N_SETS)) * 50.0
+    index = PolicyIndex.build(np.arange(n)[::-1].copy(), ["a"] * n, signatures, rng.normal(size=(n, 8)),
+                              IndexParams(exact_below=0, exact_below_similarity=0, ef_min=16))
+    assert index.exact() == (False, False)
+    assert index.rank(np.zeros(N_SETS), 4) == [Candidate(p, 0.0) for p in range(4)]
