@@ -239,3 +239,19 @@ def test_start_is_marked(small):
     assert len(starts) == 1
     x, y = starts[0].get_position()
     assert (round(y), round(x)) == divmod(small.start, small.width)
+
+
+def test_lever_show_draws_a_library_policy_a_trained_one_and_refuses_half_a_reference(tmp_path, capsys):
+    from lever.cli import main
+
+    library = lever.PolicyLibrary.build(tmp_path / "lib", setting="grid8", layout_seeds=(0,), episodes=300,
+                                        jobs=1, progress=False)
+    assert main(["show", "--library", str(library.root), "--policy", "2", "--out", str(tmp_path / "p.svg")]) == 0
+    svg = (tmp_path / "p.svg").read_text()
+    assert "policy 2: hazard (trained, X1)" in svg and capsys.readouterr().out.startswith("figure: ")
+    assert main(["show", "--grid", "grid8", "--episodes", "200", "--out", str(tmp_path / "t.png")]) == 0
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["show", "--policy", "2", "--out", str(tmp_path / "q.svg")]) == 2
+    assert "--library and --policy go together" in capsys.readouterr().err
+    assert main(["show", "--library", str(library.root), "--policy", "99", "--out", str(tmp_path / "q.svg")]) == 2
+    assert not (tmp_path / "q.svg").exists()

@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from ..errors import LeverError
-from ..evaluation import rollout
+from ..evaluation import as_actions, rollout
 from ..gridworld import PRESETS, Layout
 from ..library.build import DEFAULTS as BUILD
 from ..objectives import COMPONENTS, RULES, Objective
@@ -119,13 +121,34 @@ def add_commands(sub) -> None:
     train_cmd.set_defaults(func=_cmd_train)
 
     show = sub.add_parser(
-        "show", help="train one objective on one layout and draw the policy to an image",
+        "show", help="draw a policy to an image: one trained now, or a library's (--library, --policy)",
         epilog="example: lever show --grid grid8 --seed 0 --objective path+gold --out policy.svg")
     _add_train_options(show)
+    show.add_argument("--library", default=None, metavar="DIR",
+                      help="draw policy --policy of this library instead of training one")
+    show.add_argument("--policy", type=int, default=None, metavar="ID", help="policy id in --library")
     show.add_argument("--out", required=True, help="image file; .png, .svg or .pdf picks the format")
     show.set_defaults(func=_cmd_show)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    _train_from_args(args, args.out)
+    if args.library is None and args.policy is None:
+        _train_from_args(args, args.out)
+        return 0
+    if args.library is None or args.policy is None:
+        raise LeverError("--library and --policy go together: the policy id is one of that library's")
+    check_figure_path(args.out)
+    from ..library import PolicyLibrary
+    from ..show import save_policy_figure
+
+    library = PolicyLibrary.open(args.library)
+    record = library.record(args.policy)
+    layout = library.layout(record.layout_id)
+    q = np.asarray(library.tables(record.layout_id).q[record.row])
+    visits = np.asarray(library.tables(record.layout_id).visits[record.row])
+    result = rollout(layout, q, record.objective, library.spec.rules, record_path=True)
+    title = (f"policy {record.policy_id}: {record.objective} ({record.source}, {record.budget}), "
+             f"{result.end} after {result.steps} steps, return {result.ret:.1f}")
+    path = save_policy_figure(args.out, layout, as_actions(q, layout.n_states), visits, result.path, title=title)
+    print(f"figure: {path}")
     return 0
