@@ -388,3 +388,10 @@ def test_cli_library_add(lib, trained, tmp_path, capsys):
     assert main(["library", "add", str(lib.root), "--objective", "path", "--q", str(q_file)]) == 2  # 2 layouts
     assert "name the one" in capsys.readouterr().err
     assert snapshot(lib.root) == before
+    assert main(["library", "info", str(lib.root), "--json"]) == 0
+    layouts = json.loads(capsys.readouterr().out)["layouts"]
+    added = {x["layout_id"]: x["added"] for x in layouts}
+    assert added == {x: sum(r.source == "added" for r in reopened.records_for(x)) for x in lib.layout_ids}
+    assert added[lib.layout_ids[0]] >= 2
+    assert main(["library", "info", str(lib.root)]) == 0
+    assert f"({added[lib.layout_ids[0]]} added)" in capsys.readouterr().out

@@ -47,6 +47,7 @@ def _cmd_library_info(args: argparse.Namespace) -> int:
                           "spec": spec.to_json(), "layouts": [
                               {"layout_id": x, "layout_seed": library.records_for(x)[0].layout_seed,
                                "policies": len(library.records_for(x)),
+                               "added": sum(r.source == "added" for r in library.records_for(x)),
                                "support_coverage": library.support_coverage(x)} for x in library.layout_ids]},
                          indent=1, allow_nan=False))
         return 0
@@ -60,7 +61,9 @@ def _cmd_library_info(args: argparse.Namespace) -> int:
           f"{spec.embedding.feature_dim} features per state")
     for layout_id in library.layout_ids:
         records = library.records_for(layout_id)
-        print(f"layout {layout_id} (seed {records[0].layout_seed}): {len(records)} policies, "
+        added = sum(r.source == "added" for r in records)
+        print(f"layout {layout_id} (seed {records[0].layout_seed}): {len(records)} policies"
+              + (f" ({added} added)" if added else "") + ", "
               f"support covers {library.support_coverage(layout_id):.1%} of reachable (state, action) pairs, "
               f"{sum(r.train_time for r in records):.2f} s of training")
     return 0
