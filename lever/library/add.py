@@ -52,7 +52,6 @@ from ..gridworld import Layout
 from ..kernels.constants import N_ACTIONS, N_COMPONENTS
 from ..objectives import Objective, ObjectiveLike
 from .build import write_layout_arrays
-from .checks import check_finite_tables
 from .records import PolicyRecord, array_file, layout_arrays
 from .store import LIBRARY_FORMAT, LIBRARY_VERSION, LOCK_WAIT_S, MANIFEST, PolicyLibrary
 from .support import checked_log, pairs_support, replay_support
@@ -124,9 +123,8 @@ def add_policy(library: PolicyLibrary, q, objective: ObjectiveLike, layout=None,
         if not isinstance(value, str):
             raise LeverError(f"{name} must be a string, got {type(value).__name__}")
     layout_seed = library.records_for(grid.id)[0].layout_seed
+    # Finite and within the Q dtype before the cast, so the stored tables are finite too.
     q_cast, vector_cast, has_vector = _tables(q, q_vector, objective, grid, spec.q_dtype)
-    check_finite_tables(q_cast, vector_cast if has_vector else None, objective, budget, layout_seed,
-                        origin=f"adding {objective} on layout {grid.id}")
     if support is None:
         log = replay_support(grid, q_cast)
     elif all(hasattr(support, name) for name in ("visits", "next_state", "reward_model")):

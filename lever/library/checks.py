@@ -216,7 +216,7 @@ class UnusableTables(LeverError):
 
 
 def check_finite_tables(q: np.ndarray, q_vector: np.ndarray | None, objective: Objective, budget: str,
-                        layout_seed: int, *, origin: str | None = None) -> None:
+                        layout_seed: int) -> None:
     """Raise :class:`UnusableTables` (a :class:`LeverError`) if a Q table to be saved holds NaN or an infinity.
 
     Checks ``q`` and ``q_vector`` (None: no vector Q table), both as they
@@ -224,13 +224,11 @@ def check_finite_tables(q: np.ndarray, q_vector: np.ndarray | None, objective: O
 
     Such a policy has no greedy action anywhere it is not finite, so a
     library holding it would be unusable; the message names the objective,
-    the budget and the layout seed that produced it, or ``origin`` (how the
-    table came, e.g. ``"adding path on layout seed 0"``) when given.
+    the budget and the layout seed that produced it.
     """
-    origin = origin or f"training {objective} at budget {budget} on layout seed {layout_seed}"
     for name, table in (("Q table", q), ("vector Q table", q_vector)):
         if table is not None and not np.all(np.isfinite(table)):
-            raise UnusableTables(f"{origin} gave "
+            raise UnusableTables(f"training {objective} at budget {budget} on layout seed {layout_seed} gave "
                                  f"a {name} with NaN or infinity (weights too large for the Q dtype?); "
                                  f"the library was not saved")
 
