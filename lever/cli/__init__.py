@@ -17,6 +17,7 @@ import sys
 from ..errors import LeverError
 from ..version import __version__
 from . import experiments, library, world
+from .status import say
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ class _StderrHandler(logging.Handler):
     """Log records as ``lever: message`` lines on whatever ``sys.stderr`` is when they are emitted."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"lever: {record.getMessage()}", file=sys.stderr)
+        say(record.getMessage())
 
 
 def _log_to_stderr(level: int) -> None:

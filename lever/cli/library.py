@@ -101,7 +101,7 @@ def _cmd_library_add(args: argparse.Namespace) -> int:
     print(f"added policy {record.policy_id} ({record.objective}) to layout {record.layout_id} of {library.root}: "
           f"{pairs} (state, action) pairs of support ({how}), greedy return "
           f"{record.greedy_return[record.objective.mask]:.2f}"
-          + ("" if record.vector_q else "; no vector Q table, so the max operator will refuse it"))
+          + ("" if record.vector_q else "; no vector Q table, so the max operator (GPI) leaves it out"))
     return 0
 
 

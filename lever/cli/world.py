@@ -144,8 +144,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     library = PolicyLibrary.open(args.library)
     record = library.record(args.policy)
     layout = library.layout(record.layout_id)
-    q = np.asarray(library.tables(record.layout_id).q[record.row])
-    visits = np.asarray(library.tables(record.layout_id).visits[record.row])
+    tables = library.tables(record.layout_id)
+    q, visits = np.asarray(tables.q[record.row]), np.asarray(tables.visits[record.row])
     result = rollout(layout, q, record.objective, library.spec.rules, record_path=True)
     title = (f"policy {record.policy_id}: {record.objective} ({record.source}, {record.budget}), "
              f"{result.end} after {result.steps} steps, return {result.ret:.1f}")
