@@ -22,14 +22,14 @@ import numpy as np
 
 from .errors import LeverError, check_choice
 from .evaluation import RolloutResult, rollout
-from .gridworld import Layout
+from .worlds.grid import Layout
 from .kernels.compose import (
     OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
     offline_rollout_batch, offline_rollout_batch_serial, support_bits,
 )
 from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.planning import plan_batch
-from .objectives import Objective, ObjectiveLike
+from .worlds.objectives import Objective, ObjectiveLike
 
 #: Composition operators by name: ``sum`` composes each member's own Q, ``max`` is GPI.
 OPERATORS = {"sum": OP_SUM, "max": OP_MAX}

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LeverError
-from .gridworld import Layout
+from .worlds.grid import Layout
 from .kernels import constants as K
-from .objectives import Objective
+from .worlds.objectives import Objective
 from .kernels.features import greedy_policies, successor_features
 
 

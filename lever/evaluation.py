@@ -7,13 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LeverError
-from .gridworld import Layout
-from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
+from .worlds.grid import Layout
+from .kernels.constants import END_NAMES, N_ACTIONS, N_SETS
 from .kernels.rollout import greedy_policy, rollout_actions
-from .objectives import Objective, ObjectiveLike
-
-#: Entries of a set-return vector that hold the single components, in component order.
-SINGLETONS = np.array([1 << c for c in range(N_COMPONENTS)])
+from .worlds.objectives import SINGLETONS, Objective, ObjectiveLike
 
 
 @dataclass(frozen=True)

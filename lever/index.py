@@ -52,7 +52,7 @@ from .errors import FileFormatError, LeverError
 from .fileio import atomic_write, sha256_file, write_json
 from .index_files import INDEX_FORMAT, INDEX_VERSION, read_index, saved_version
 from .index_graphs import DistinctSignatures, IndexParams, build_graph, mips_query, mips_vectors, search_graph
-from .objectives import Objective
+from .worlds.objectives import Objective
 
 __all__ = ["ALL", "INDEX_FORMAT", "INDEX_VERSION", "Candidate", "IndexParams", "PolicyIndex", "build_graph",
            "mips_query", "mips_vectors", "saved_version"]
@@ -185,7 +185,7 @@ class PolicyIndex:
     def query(self, objective, k: int = 5, layout_id: str | None = None, rules: str = "study") -> list[Candidate]:
         """The ``k`` policies with the largest predicted return ``W · ψ(start)``, best first.
 
-        objective: an :class:`~lever.objectives.Objective` or a spec such as
+        objective: an :class:`~lever.worlds.objectives.Objective` or a spec such as
         ``"path+gold"``, whose set weights W under ``rules`` are the query;
         layout_id restricts the candidates to one layout. :meth:`rank` takes
         a weight vector over the component sets directly.

@@ -16,8 +16,8 @@ import numpy as np
 from .compose import PolicyStack
 from .errors import LeverError
 from .evaluation import rollout
-from .gridworld import Layout
-from .objectives import COMPONENTS, Objective
+from .worlds.grid import Layout
+from .worlds.objectives import COMPONENTS, Objective
 
 
 @dataclass(frozen=True, eq=False)

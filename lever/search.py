@@ -19,7 +19,7 @@ import numpy as np
 from .compose import Composer, true_evaluate
 from .policy import ComposedPolicy
 from .errors import check_choice
-from .objectives import Objective, ObjectiveLike
+from .worlds.objectives import Objective, ObjectiveLike
 from .retrieval import PreparedLayout, prepare_layout, retrieve
 from .scoring import SCORINGS, Scorer
 from .strategies import DEFAULT_K, DEFAULT_WIDTH, Strategy, make_strategy
@@ -104,7 +104,7 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     """Compose a policy for ``objective`` from ``library`` policies, offline.
 
     library: a :class:`lever.library.PolicyLibrary`; layout: a layout id, a
-    :class:`~lever.gridworld.Layout` held by the library, or None when it
+    :class:`~lever.worlds.grid.Layout` held by the library, or None when it
     holds exactly one; strategy: a name from
     :data:`lever.strategies.STRATEGIES`; k: candidates per component for
     hybrid (and beam's seed grid); width: beam width; operator: a name from

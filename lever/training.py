@@ -17,11 +17,11 @@ import numpy as np
 
 from .errors import FileFormatError, LeverError
 from .fileio import read_arrays, write_arrays
-from .gridworld import PRESETS, Layout
+from .worlds.grid import PRESETS, Layout
 from .kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.rollout import greedy_policy
 from .kernels.training import train_tabular
-from .objectives import Objective, ObjectiveLike, check_rules, objective_terms
+from .worlds.objectives import Objective, ObjectiveLike, check_rules, objective_terms
 from .resources import check_memory
 
 ALGORITHMS = ("sarsa", "q_learning")

@@ -35,8 +35,8 @@ from ..embeddings import EmbeddingConfig, canonical_states, embed_policies
 from ..errors import LeverError
 from ..evaluation import rollout
 from ..fileio import LOCK_NAME, atomic_write, exclusive_lock, read_json, sha256_file, write_json
-from ..gridworld import Layout
-from ..objectives import Objective
+from ..worlds.grid import Layout
+from ..worlds.objectives import Objective
 from ..training import train
 from .checks import UnusableTables, check_finite_tables
 from .spec import BuildSpec

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import FileFormatError, LeverError
 from ..fileio import check_type, resolve_inside
 from ..kernels.constants import N_SETS
-from ..objectives import Objective
+from ..worlds.objectives import Objective
 from .spec import BuildSpec
 
 #: Manifest fields that do not change what a library holds, left out of its fingerprint.

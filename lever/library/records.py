@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
-from ..objectives import Objective
+from ..worlds.objectives import Objective
 from .spec import BuildSpec
 
 

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 from ..embeddings import EmbeddingConfig
 from ..errors import LeverError, check_choice
-from ..gridworld import PRESETS
-from ..objectives import COMPONENTS, Objective, check_rules
+from ..worlds.grid import PRESETS
+from ..worlds.objectives import COMPONENTS, Objective, check_rules
 from ..training import ALGORITHMS, TrainConfig
 
 #: dtypes a library may store its Q tables in; the first is the default.

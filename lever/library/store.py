@@ -47,7 +47,7 @@ import numpy as np
 from ..embeddings import SuccessorFeatures, behaviour_embeddings, value_signatures
 from ..errors import FileFormatError, LeverError
 from ..fileio import check_file, exclusive_lock, read_json, resolve_inside, sha256_file, shared_lock, write_json
-from ..gridworld import Layout
+from ..worlds.grid import Layout
 from ..index import INDEX_VERSION, IndexParams, PolicyIndex, saved_version
 from ..kernels.constants import EXIT
 from .checks import Manifest, index_record, manifest_fingerprint, parse_manifest

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FileFormatError, LeverError
-from .fileio import read_json, write_json
-from .resources import check_memory
-from .kernels import constants as K
-from .kernels.world import World, bfs_distances, move_table
+from ..errors import FileFormatError, LeverError
+from ..fileio import read_json, write_json
+from ..resources import check_memory
+from ..kernels import constants as K
+from ..kernels.world import World, bfs_distances, move_table
 
 #: Characters of the text form, by cell kind; ``S`` marks the (empty) start cell.
 KIND_CHARS = {K.EMPTY: ".", K.WALL: "#", K.GOLD: "G", K.HAZARD: "H", K.LEVER: "L", K.EXIT: "E"}
