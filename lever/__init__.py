@@ -24,6 +24,7 @@ from .worlds.grid import PRESETS, GridSpec, Layout
 from .index import Candidate, PolicyIndex
 from .library import PolicyLibrary, PolicyRecord, PolicyTables
 from .worlds.objectives import COMPONENTS, RULES, Objective
+from .worlds.tabular import TabularWorld
 from .reproduction import Reproduction, ReproduceConfig, reproduce
 from .search import StrategyResult, compose
 from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
@@ -42,7 +43,7 @@ if MO_ENV_ID not in gymnasium.registry:
 
 __all__ = [
     "ACTIONS", "BUDGETS", "COMPONENTS", "ENV_ID", "MO_ENV_ID", "MOGridWorldEnv", "RULES", "GridWorldVectorEnv", "Reproduction", "ReproduceConfig", "reproduce", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
-    "Layout", "LeverError", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
+    "Layout", "LeverError", "TabularWorld", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
     "rollout", "train", "__version__",
     "Candidate", "EmbeddingConfig", "PolicyIndex", "PolicyLibrary", "PolicyRecord", "PolicyTables",
     "RidgeRegressor", "SuccessorFeatures", "embed_policies",
