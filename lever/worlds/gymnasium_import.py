@@ -45,6 +45,8 @@ DEFAULT_MAX_STATES = 1_000_000
 DEFAULT_MAX_STEPS = 200
 #: Reseeded generators each (state, action) is stepped under to check that the env is deterministic.
 DEFAULT_CHECKS = 3
+#: Restores after which a container attribute never changed by a step is taken to be static.
+STATIC_AFTER = 1000
 #: Seeded resets whose observations give the start states (toy-text envs read theirs from the table).
 DEFAULT_RESETS = 16
 
@@ -237,18 +239,22 @@ class _Snapshots:
     containers (lists, dicts, sets, other objects that deepcopy) are
     compared with a reference copy first: one equal to it shares the
     reference (never handed to the env), and on restore a live container
-    equal to the snapshot's is kept. Static tables an env keeps in
-    containers are then never copied again.
+    equal to the snapshot's is kept. A container found unchanged after
+    each of the first :data:`STATIC_AFTER` steps is taken to be a static
+    table of the env (four-room's maze and shapes) and is neither compared
+    nor copied again; one found changed once is always compared.
     """
 
     def __init__(self, unwrapped):
         self.unwrapped = unwrapped
         self.reference: dict = {}
         self.kinds: dict[str, int] = {}  # 0 share, 1 array, 2 container
+        self.unchanged: dict[str, int] = {}  # steps after which a container was found unchanged
+        self.static: set[str] = set()
 
     def _kind(self, key: str, value) -> int:
         kind = self.kinds.get(key)
-        if kind is None or (kind == 1) != isinstance(value, np.ndarray):
+        if kind is None or (kind == 1) != (type(value) is np.ndarray):
             if isinstance(value, np.ndarray):
                 kind = 1
             elif isinstance(value, _SHARED_TYPES) or _immutable(value):
@@ -266,7 +272,7 @@ class _Snapshots:
                 arrays[key] = value.copy()
             elif kind == 0 or (kind == 2 and not _immutable_checked(value)):
                 shared[key] = value
-            elif key in self.reference and _equal(value, self.reference[key]):
+            elif key in self.static or (key in self.reference and _equal(value, self.reference[key])):
                 containers[key] = self.reference[key]
             else:
                 try:
@@ -277,7 +283,7 @@ class _Snapshots:
                 self.reference.setdefault(key, containers[key])
         return shared, arrays, containers
 
-    def restore(self, snapshot: tuple[dict, dict, dict], rng: np.random.Generator) -> None:
+    def restore(self, snapshot: tuple[dict, dict, dict], rng) -> None:
         shared, arrays, containers = snapshot
         state = self.unwrapped.__dict__
         if len(state) != len(shared) + len(arrays) + len(containers):
@@ -287,10 +293,31 @@ class _Snapshots:
         for key, value in arrays.items():
             state[key] = value.copy()
         for key, value in containers.items():
+            if key in self.static:
+                continue
             live = state.get(key)
-            if live is not value and not _equal(live, value):
+            if live is value or _equal(live, value):
+                count = self.unchanged.get(key, 0)
+                if count >= 0:
+                    self.unchanged[key] = count + 1
+                    if count + 1 >= STATIC_AFTER:
+                        self.static.add(key)
+            else:
+                self.unchanged[key] = -1  # changed by a step: compared on every restore
                 state[key] = copy.deepcopy(value)
         self.unwrapped.np_random = rng
+
+
+class _Watched:
+    """A generator that records whether the env touched it (any attribute read: a draw, a spawn)."""
+
+    def __init__(self, generator: np.random.Generator):
+        self.generator = generator
+        self.touched = False
+
+    def __getattr__(self, name: str):
+        self.touched = True
+        return getattr(self.generator, name)
 
 
 def _immutable_checked(value) -> bool:
@@ -299,13 +326,22 @@ def _immutable_checked(value) -> bool:
 
 
 def _equal(a, b) -> bool:
-    """``a == b`` as a plain bool of the same type, False where the comparison is not one (arrays inside)."""
+    """Whether two attribute values are equal, element by element (arrays inside containers too)."""
+    if a is b:
+        return True
     if type(a) is not type(b):
         return False
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
     try:
-        return bool(a == b)
-    except Exception:
-        return False
+        return bool(a == b)  # C speed for containers of plain values
+    except Exception:  # arrays inside: compared element by element below
+        pass
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return False
 
 
 def _immutable(value) -> bool:
@@ -331,6 +367,7 @@ def _search(env, name: str, n_actions: int, start_action: int, d: int, max_state
             keys.append(key)
             saved[index[key]] = snapshots.take()
     starts = np.arange(len(keys), dtype=np.int64)
+    generators = [_Watched(np.random.default_rng([trial, 1])) for trial in range(checks)]
     next_state: list[list[int]] = []
     rewards: list[list[np.ndarray]] = []
     terminal: list[list[bool]] = []
@@ -344,8 +381,8 @@ def _search(env, name: str, n_actions: int, start_action: int, d: int, max_state
         for a in range(n_actions):
             first = None
             for trial in range(checks):
-                rng = np.random.default_rng((trial, s, a))  # a stream of its own per pair and trial
-                drawn = rng.bit_generator.state["state"]["state"]
+                rng = generators[trial]  # each trial its own stream, continued from pair to pair
+                rng.touched = False
                 snapshots.restore(snapshot, rng)
                 obs, r, terminated, _, _ = unwrapped.step(a + start_action)
                 seen = (observation_key(obs), np.asarray(r, dtype=np.float64).reshape(-1), bool(terminated))
@@ -357,7 +394,7 @@ def _search(env, name: str, n_actions: int, start_action: int, d: int, max_state
                 elif seen[0] != first[0] or seen[2] != first[2] or not np.array_equal(seen[1], first[1]):
                     raise LeverError(f"{name} is stochastic: state {keys[s]!r}, action {a} gave different "
                                      f"outcomes under reseeded generators; lever needs a deterministic env")
-                if unwrapped.np_random is rng and rng.bit_generator.state["state"]["state"] == drawn:
+                if not rng.touched and unwrapped.np_random is rng:
                     break  # the step drew nothing from the env's generator: reseeding cannot change it
             key, r, done = first
             if key not in index:
@@ -370,7 +407,7 @@ def _search(env, name: str, n_actions: int, start_action: int, d: int, max_state
                     queue.append(index[key])
             elif not done and index[key] not in expanded and index[key] not in saved:
                 # reached before only by terminating transitions: expand it from this snapshot
-                snapshots.restore(snapshot, np.random.default_rng((0, s, a)))
+                snapshots.restore(snapshot, generators[0])
                 unwrapped.step(a + start_action)
                 saved[index[key]] = snapshots.take()
                 queue.append(index[key])
