@@ -196,6 +196,16 @@ class Layout:
         """Episode step cap, H·W."""
         return self.cells.size
 
+    @property
+    def n_actions(self) -> int:
+        """Number of actions, 4 (:data:`lever.kernels.constants.ACTION_NAMES`)."""
+        return K.N_ACTIONS
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """The reward components objectives weigh, :data:`lever.kernels.constants.COMPONENT_NAMES`."""
+        return K.COMPONENT_NAMES
+
     @cached_property
     def passable(self) -> np.ndarray:
         """bool (S,): cells an agent can stand on safely (not wall, not hazard)."""
