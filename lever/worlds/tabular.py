@@ -111,6 +111,11 @@ class TabularWorld:
         return self.reward.shape[2]
 
     @property
+    def n_features(self) -> int:
+        """Reward features a logged step keeps: the d components (a table world's rewards are additive)."""
+        return self.reward.shape[2]
+
+    @property
     def start(self) -> int:
         """The first start state: where rollouts, embeddings and evaluation begin."""
         return int(self.starts[0])
