@@ -40,6 +40,9 @@ OPERATORS = {"sum": OP_SUM, "max": OP_MAX}
 
 #: Batches smaller than this run on one thread: waking the thread pool costs more than it saves.
 PARALLEL_MIN_BATCH = 512
+#: Stacks of fewer (policy, state, action) entries than this are masked and packed with NumPy, not
+#: the parallel kernels: waking the thread pool costs more than the work (same arrays, bit for bit).
+PARALLEL_MIN_ENTRIES = 1 << 16
 
 
 def _frozen(array, dtype=None) -> np.ndarray:
@@ -124,8 +127,12 @@ class PolicyStack:
             if has_vector_q.shape != (shape[0],):
                 raise LeverError(f"has_vector_q has shape {has_vector_q.shape}, expected ({shape[0]},)")
             lacks = _frozen(~has_vector_q) if not has_vector_q.all() else None
-        support = np.empty(shape[:2], dtype=np.uint8)
-        support_bits(np.ascontiguousarray(visits), support)
+        if visits.size < PARALLEL_MIN_ENTRIES:
+            support = ((visits > 0).astype(np.uint8) << np.arange(shape[2], dtype=np.uint8)).sum(
+                axis=2, dtype=np.uint8)
+        else:
+            support = np.empty(shape[:2], dtype=np.uint8)
+            support_bits(np.ascontiguousarray(visits), support)
         return cls(layout, _frozen(policy_ids), _frozen(q), _frozen(support), _frozen(next_state, np.int32),
                    _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector), lacks)
 
@@ -176,6 +183,9 @@ class PolicyStack:
         if operator != "max":
             return self.q
         values = self.q if self.q_vector is None else self.q_vector @ objective.array
+        if values.size < PARALLEL_MIN_ENTRIES:
+            visited = (self.support[..., None] >> np.arange(values.shape[2], dtype=np.uint8)) & 1
+            return _frozen(np.where(visited != 0, values, np.array(-np.inf, dtype=values.dtype)))
         masked = np.empty(values.shape, dtype=values.dtype)
         mask_unvisited(np.ascontiguousarray(values), self.support, masked)
         return _frozen(masked)
