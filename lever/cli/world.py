@@ -108,7 +108,7 @@ def _train_env(args: argparse.Namespace, figure: str | None):
         raise LeverError(f"--episodes must be >= 1, got {episodes}")
     config = TrainConfig(episodes=episodes, epsilon_decay=TrainConfig.epsilon_min ** (1 / episodes),
                          algorithm=args.algorithm, gamma=args.gamma, seed=args.train_seed)
-    ready_kernels()
+    ready_kernels(tabular=True)
     policy = train(world, objective, config)
     result = rollout(world, policy, objective, record_path=True, gamma=config.gamma)
     if getattr(args, "save", None):
