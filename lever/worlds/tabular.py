@@ -189,9 +189,9 @@ class TabularWorld:
         try:
             keys = arrays["keys"]
             if meta["key_kind"] == "int" and keys.ndim == 1:
-                keys = tuple(int(k) for k in keys)
+                keys = tuple(keys.tolist())
             elif meta["key_kind"] == "tuple" and keys.ndim == 2:
-                keys = tuple(tuple(int(v) for v in row) for row in keys)
+                keys = tuple(map(tuple, keys.tolist()))
             else:
                 raise ValueError("keys do not match their kind")
             world = cls(arrays["next_state"], arrays["reward"], arrays["terminates"], arrays["starts"],
