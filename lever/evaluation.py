@@ -9,6 +9,7 @@ import numpy as np
 from .errors import LeverError
 from .gridworld import Layout
 from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
+from .kernels.phase_planning import rollout_phase_actions
 from .kernels.rollout import greedy_policy, rollout_actions
 from .objectives import Objective, ObjectiveLike
 
@@ -60,22 +61,38 @@ def as_actions(policy, n_states: int) -> np.ndarray:
     return table.astype(np.int32, copy=False)
 
 
+def as_phase_actions(table, n_states: int) -> np.ndarray:
+    """A (phase, cell) action table int32 (2, S), checked: entries -1 (dead end) or 0..A-1."""
+    table = np.asarray(table)
+    if table.shape != (2, n_states) or not np.issubdtype(table.dtype, np.integer):
+        raise LeverError(f"a phase action table must be integer (2, S={n_states}), got {table.dtype} {table.shape}")
+    if table.min() < -1 or table.max() >= N_ACTIONS:
+        raise LeverError(f"action table entries must be -1 (dead end) or 0..{N_ACTIONS - 1}, "
+                         f"got values in [{table.min()}, {table.max()}]")
+    return np.ascontiguousarray(table, dtype=np.int32)
+
+
 def rollout(layout: Layout, policy, objective: ObjectiveLike = "path", rules: str = "study",
             max_steps: int | None = None, record_path: bool = False) -> RolloutResult:
     """Greedy rollout of ``policy`` (Q table, action table or TrainedPolicy) from the start.
 
     Greedy ties go to the lowest action; actions of -1 in an action table
     end the episode as a dead end. ``max_steps`` defaults to the layout's H·W.
+    An integer table of shape (2, S) acts on (lever phase, cell): row 0
+    until the lever is pulled, row 1 after (a phase plan, see
+    :mod:`lever.phase_plan`).
     """
     set_weights = Objective.parse(objective).set_weights(rules)
-    actions = as_actions(policy, layout.n_states)
+    table = np.asarray(getattr(policy, "actions", policy))
+    phases = table.ndim == 2 and table.shape[0] == 2 and np.issubdtype(table.dtype, np.integer)
+    actions = as_phase_actions(table, layout.n_states) if phases else as_actions(policy, layout.n_states)
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
                                   or max_steps < 1):
         raise LeverError(f"max_steps must be an integer >= 1, got {max_steps!r}")
     max_steps = max_steps or layout.max_steps
     set_returns = np.zeros(N_SETS)
     path = np.empty(max_steps + 1 if record_path else 0, dtype=np.int32)
-    ret, steps, end = rollout_actions(layout.world, layout.start, actions, max_steps, set_weights,
-                                      set_returns, path)
+    kernel = rollout_phase_actions if phases else rollout_actions
+    ret, steps, end = kernel(layout.world, layout.start, actions, max_steps, set_weights, set_returns, path)
     return RolloutResult(float(ret), set_returns[SINGLETONS].copy(), set_returns, int(steps), END_NAMES[end],
                          path[: steps + 1].copy() if record_path else None)
