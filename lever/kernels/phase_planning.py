@@ -126,6 +126,10 @@ def relabel_phases(combo, support, next_state, term_model, world, weights, rewar
                 next_phase[phase, s, a] = after
 
 
+#: Sweeps between two exact evaluations of the greedy plan in :func:`phase_value_iteration`.
+EVALUATE_EVERY = 8
+
+
 @njit(cache=True)
 def phase_value_iteration(rewards, successor, next_phase, cells, gamma, tol, max_iters, q, actions):
     """Value iteration over (phase, cell) given the relabelled model of :func:`relabel_phases`.
@@ -137,7 +141,11 @@ def phase_value_iteration(rewards, successor, next_phase, cells, gamma, tol, max
     greedy per phase (lowest index on ties), -1 where nothing is supported.
     Q(φ, s, a) = r(φ, s, a) + γ max_a' Q(φ', s', a'), not bootstrapped into
     an exit or hazard cell, a dead-end successor worth 0; Gauss-Seidel
-    sweeps. Returns the sweeps done.
+    sweeps. Every :data:`EVALUATE_EVERY` sweeps the greedy plan is evaluated
+    exactly (the model is deterministic: each chain ends or closes a cycle)
+    and Q set to its one-step backup, a policy-iteration step: regions
+    with no way out (cycles of bumps) otherwise converge at rate γ only.
+    Returns the sweeps done.
     """
     n_states = q.shape[1]
     n_actions = q.shape[2]
@@ -145,40 +153,148 @@ def phase_value_iteration(rewards, successor, next_phase, cells, gamma, tol, max
         for s in range(n_states):
             for a in range(n_actions):
                 q[phase, s, a] = 0.0 if rewards[phase, s, a] > -np.inf else -np.inf
+    values = np.empty(N_PHASES * n_states)
+    marks = np.empty(N_PHASES * n_states, dtype=np.int8)
+    chain = np.empty(N_PHASES * n_states, dtype=np.int64)
     sweeps = 0
     while sweeps < max_iters:
         sweeps += 1
-        delta = 0.0
-        # Phase 1 first: its values do not depend on phase 0's, so one sweep carries them over.
-        for phase in range(N_PHASES - 1, -1, -1):
-            for s in range(n_states):
-                for a in range(n_actions):
-                    if rewards[phase, s, a] == -np.inf:
-                        continue
-                    nxt = successor[s, a]
-                    target = rewards[phase, s, a]
-                    if cells[nxt] != EXIT and cells[nxt] != HAZARD:
-                        after = next_phase[phase, s, a]
-                        best = -np.inf
-                        for a2 in range(n_actions):
-                            if q[after, nxt, a2] > best:
-                                best = q[after, nxt, a2]
-                        if best > -np.inf:
-                            target += gamma * best
-                    change = abs(target - q[phase, s, a])
-                    if change > delta:
-                        delta = change
-                    q[phase, s, a] = target
+        delta = _sweep(rewards, successor, next_phase, cells, gamma, q)
         if delta <= tol:
             break
-    for phase in range(N_PHASES):
+        if sweeps % EVALUATE_EVERY == 0:
+            _greedy(q, actions)
+            _evaluate(rewards, successor, next_phase, cells, gamma, actions, values, marks, chain)
+            _backup(rewards, successor, next_phase, cells, gamma, values, q)
+    _greedy(q, actions)
+    return sweeps
+
+
+@njit(cache=True)
+def _sweep(rewards, successor, next_phase, cells, gamma, q):
+    # One Gauss-Seidel sweep, phase 1 first (its values do not depend on phase 0's); the largest change.
+    n_states = q.shape[1]
+    n_actions = q.shape[2]
+    delta = 0.0
+    for phase in range(N_PHASES - 1, -1, -1):
         for s in range(n_states):
-            best = -1
             for a in range(n_actions):
+                if rewards[phase, s, a] == -np.inf:
+                    continue
+                nxt = successor[s, a]
+                target = rewards[phase, s, a]
+                if cells[nxt] != EXIT and cells[nxt] != HAZARD:
+                    after = next_phase[phase, s, a]
+                    best = -np.inf
+                    for a2 in range(n_actions):
+                        if q[after, nxt, a2] > best:
+                            best = q[after, nxt, a2]
+                    if best > -np.inf:
+                        target += gamma * best
+                change = abs(target - q[phase, s, a])
+                if change > delta:
+                    delta = change
+                q[phase, s, a] = target
+    return delta
+
+
+@njit(cache=True)
+def _greedy(q, actions):
+    # Greedy action per (phase, cell), lowest index on ties, -1 where nothing is supported.
+    for phase in range(q.shape[0]):
+        for s in range(q.shape[1]):
+            best = -1
+            for a in range(q.shape[2]):
                 if q[phase, s, a] > -np.inf and (best < 0 or q[phase, s, a] > q[phase, s, best]):
                     best = a
             actions[phase, s] = best
-    return sweeps
+
+
+@njit(cache=True)
+def _evaluate(rewards, successor, next_phase, cells, gamma, actions, values, marks, chain):
+    # Exact value of the plan ``actions`` at every node x = phase * S + cell, into ``values``.
+    # A chain is followed until it ends (a dead end: 0 after it; an exit or hazard: no bootstrap),
+    # meets a node already valued, or closes a cycle, whose value is solved in closed form.
+    n_states = successor.shape[0]
+    marks[:] = 0  # 0 not seen, 1 on the current chain, 2 valued
+    for start in range(values.shape[0]):
+        if marks[start] != 0:
+            continue
+        length = 0
+        x = start
+        tail = 0.0  # the value after the chain's last node
+        while True:
+            if marks[x] == 2:
+                tail = values[x]
+                break
+            if marks[x] == 1:
+                # A cycle from x back to x: V(x) = Σ γ^i r_i / (1 - γ^L) around it.
+                first = 0
+                while chain[first] != x:
+                    first += 1
+                total = 0.0
+                scale = 1.0
+                for i in range(first, length):
+                    node = chain[i]
+                    total += scale * rewards[node // n_states, node % n_states, actions[node // n_states, node % n_states]]
+                    scale *= gamma
+                tail_value = total / (1.0 - scale)
+                # Value the cycle backwards from its last node, which leads to x.
+                after = tail_value
+                for i in range(length - 1, first - 1, -1):
+                    node = chain[i]
+                    if i == first:
+                        values[node] = tail_value
+                    else:
+                        phase, s = node // n_states, node % n_states
+                        values[node] = rewards[phase, s, actions[phase, s]] + gamma * after
+                        after = values[node]
+                    marks[node] = 2
+                length = first
+                tail = tail_value
+                break
+            marks[x] = 1
+            chain[length] = x
+            length += 1
+            phase, s = x // n_states, x % n_states
+            a = actions[phase, s]
+            if a < 0:
+                # A dead end: nothing supported here (worth 0 as a successor).
+                length -= 1
+                values[x] = 0.0
+                marks[x] = 2
+                tail = 0.0
+                break
+            nxt = successor[s, a]
+            if cells[nxt] == EXIT or cells[nxt] == HAZARD:
+                length -= 1
+                values[x] = rewards[phase, s, a]
+                marks[x] = 2
+                tail = values[x]
+                break
+            x = next_phase[phase, s, a] * n_states + nxt
+        for i in range(length - 1, -1, -1):
+            node = chain[i]
+            phase, s = node // n_states, node % n_states
+            values[node] = rewards[phase, s, actions[phase, s]] + gamma * tail
+            tail = values[node]
+            marks[node] = 2
+
+
+@njit(cache=True)
+def _backup(rewards, successor, next_phase, cells, gamma, values, q):
+    # Q(x, a) = r + γ V(x') for every supported pair, V from _evaluate (a dead end's V is 0).
+    n_states = q.shape[1]
+    for phase in range(N_PHASES):
+        for s in range(n_states):
+            for a in range(q.shape[2]):
+                if rewards[phase, s, a] == -np.inf:
+                    continue
+                nxt = successor[s, a]
+                target = rewards[phase, s, a]
+                if cells[nxt] != EXIT and cells[nxt] != HAZARD:
+                    target += gamma * values[next_phase[phase, s, a] * n_states + nxt]
+                q[phase, s, a] = target
 
 
 @njit(cache=True)

@@ -87,7 +87,7 @@ def _train_one(spec_doc: dict, policy_id: int, staging: str) -> tuple[int, float
     arrays = {"key": np.array(_shard_key(spec, policy_id)), "layout_id": np.array(layout.id),
               "q": q, "q_vector": q_vector, "visits": policy.visits,
               "next_state": policy.next_state, "reward_model": policy.reward_model,
-              "greedy_return": greedy, "train_time": np.array(policy.wall_time)}
+              "term_model": policy.term_model, "greedy_return": greedy, "train_time": np.array(policy.wall_time)}
     atomic_write(_shard_path(Path(staging), policy_id), lambda h: np.savez(h, **arrays), binary=True)
     return policy_id, float(policy.wall_time)
 
@@ -99,8 +99,8 @@ def _read_shard(path: Path, key: str) -> dict | None:
             arrays = {name: shard[name] for name in shard.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None
-    if str(arrays.get("key", "")) != key:
-        return None
+    if str(arrays.get("key", "")) != key or "term_model" not in arrays:
+        return None  # another build's, or staged before the step terms were logged: trained again
     return arrays
 
 
@@ -274,7 +274,7 @@ def _write_layout(root: Path, spec: BuildSpec, layout: Layout, ids: list[int], s
     """Write one layout's folder (its arrays, then layout.json); returns the manifest's file entries."""
     folder = root / "layouts" / layout.id
     stacked = {name: np.stack([shards[p][name] for p in ids])
-               for name in ("q", "q_vector", "visits", "next_state", "reward_model")}
+               for name in ("q", "q_vector", "visits", "next_state", "reward_model", "term_model")}
     stacked["policy_ids"] = np.array(ids, dtype=np.int64)
     features = embed_policies(layout, stacked["q"], config=spec.embedding)
     stacked["canonical_states"] = canonical_states(layout, spec.embedding.n_states, spec.embedding.seed)
@@ -287,11 +287,12 @@ def _write_layout(root: Path, spec: BuildSpec, layout: Layout, ids: list[int], s
 
 
 def write_layout_arrays(root: Path, spec: BuildSpec, layout: Layout, stacked: dict[str, np.ndarray],
-                        generation: int) -> dict[str, dict]:
+                        generation: int, with_terms: bool = True) -> dict[str, dict]:
     """Write every array of :func:`layout_arrays` from ``stacked`` (name → array, rows = policies), each
-    atomically under its name at ``generation`` (:func:`array_file`); returns the manifest's file entries."""
+    atomically under its name at ``generation`` (:func:`array_file`); returns the manifest's file entries.
+    ``with_terms`` False: without ``term_model`` (adding to a library of format 3 or older)."""
     files = {}
-    for name in layout_arrays(spec, layout.n_states, len(stacked["policy_ids"])):
+    for name in layout_arrays(spec, layout.n_states, len(stacked["policy_ids"]), with_terms):
         relative = array_file(layout.id, name, generation)
         path = root / relative
         array = np.ascontiguousarray(stacked[name])

@@ -13,18 +13,22 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
+from ..kernels.world import N_TERMS
 from ..objectives import Objective
 from .spec import BuildSpec
 
 
-def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int,
+                  with_terms: bool = True) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Name → (shape, dtype) of every array a layout's folder holds, in the order they are written.
 
     ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
     in the spec's Q dtype; ``visits`` int64 (P, S, A); ``next_state`` int32
     (P, S, A); ``reward_model`` float64 (P, S, A, N_SETS); ``canonical_states``
     int64 (K,); ``psi`` float64 (P, K, D); ``psi_steps`` int32 (P, K);
-    ``psi_ends`` int8 (P, K).
+    ``psi_ends`` int8 (P, K); ``term_model`` float64 (P, S, A, N_TERMS),
+    the step terms on each pair's first visit (format 4 on; ``with_terms``
+    False lists the arrays of an older library, which lacks it).
     """
     n, S, A, C = n_policies, n_states, N_ACTIONS, N_COMPONENTS
     K, D = spec.embedding.n_states, spec.embedding.feature_dim
@@ -33,7 +37,8 @@ def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int) -> dict[str, 
             "visits": ((n, S, A), np.dtype(np.int64)), "next_state": ((n, S, A), np.dtype(np.int32)),
             "reward_model": ((n, S, A, N_SETS), np.dtype(np.float64)), "q_vector": ((n, S, A, C), q_dtype),
             "canonical_states": ((K,), np.dtype(np.int64)), "psi": ((n, K, D), np.dtype(np.float64)),
-            "psi_steps": ((n, K), np.dtype(np.int32)), "psi_ends": ((n, K), np.dtype(np.int8))}
+            "psi_steps": ((n, K), np.dtype(np.int32)), "psi_ends": ((n, K), np.dtype(np.int8)),
+            **({"term_model": ((n, S, A, N_TERMS), np.dtype(np.float64))} if with_terms else {})}
 
 
 def array_file(layout_id: str, name: str, generation: int = 0) -> str:
@@ -94,8 +99,10 @@ class PolicyTables:
     or None in the library's Q dtype (float32 by default); ``visits`` int64
     (P, S, A); ``next_state`` int32 (P, S, A), -1 where unknown;
     ``reward_model`` float64 (P, S, A, N_SETS). ``has_vector_q`` bool (P,):
-    whether each row's vector Q is real (None: every row's is). Memory-mapped
-    and read-only when opened from disk.
+    whether each row's vector Q is real (None: every row's is); ``term_model``
+    float64 (P, S, A, N_TERMS), the step terms on each first visit, or None
+    (a library of format 3 or older). Memory-mapped and read-only when
+    opened from disk.
     """
 
     policy_ids: np.ndarray
@@ -105,6 +112,7 @@ class PolicyTables:
     reward_model: np.ndarray
     q_vector: np.ndarray | None
     has_vector_q: np.ndarray | None = None
+    term_model: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.policy_ids.shape[0])
