@@ -415,8 +415,16 @@ def true_evaluate(layout: Layout, actions: np.ndarray, support: np.ndarray,
 
     ``route_on_support`` is the fraction of the route's steps whose (s, a)
     lies in ``support`` bool (S, A) (1.0 for a route with no steps).
+    ``actions`` (2, S) acts by lever phase (a phase plan): row 1 once the
+    route has entered the lever cell.
     """
     actions = np.asarray(actions, dtype=np.int32)
     result = rollout(layout, actions, objective, rules, record_path=True)
     states = result.path[:-1]
-    return TrueEvaluation(result, float(support[states, actions[states]].mean()) if result.steps else 1.0)
+    if actions.ndim == 2:
+        lever = -1 if layout.lever is None else layout.lever
+        phases = np.maximum.accumulate(states == lever).astype(np.int64) if states.size else states
+        taken = actions[phases, states]
+    else:
+        taken = actions[states]
+    return TrueEvaluation(result, float(support[states, taken].mean()) if result.steps else 1.0)
