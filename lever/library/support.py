@@ -60,13 +60,14 @@ class SupportLog:
     ``visits`` int64 (S, A), > 0 on the support; ``next_state`` int32 (S, A),
     -1 outside it; ``reward_model`` float64 (S, A, N_SETS), every set's
     reward (indexed by mask) as logged, zeros outside it; ``term_model``
-    float64 (S, A, N_TERMS), the step's terms as logged, zeros outside it.
+    float64 (S, A, N_TERMS), the step's terms as logged, zeros outside it
+    (None: not logged; :func:`checked_log` then gives the start context's).
     """
 
     visits: np.ndarray
     next_state: np.ndarray
     reward_model: np.ndarray
-    term_model: np.ndarray
+    term_model: np.ndarray | None = None
 
     @property
     def support(self) -> np.ndarray:
