@@ -158,7 +158,8 @@ class PolicyStack:
                                np.stack([p.next_state for p in policies]),
                                np.stack([p.reward_model for p in policies]),
                                np.stack([p.q_vector for p in policies]) if have_vector else None,
-                               policy_ids, term_model=np.stack([p.term_model for p in policies]) if have_terms else None)
+                               policy_ids,
+                               term_model=np.stack([p.term_model for p in policies]) if have_terms else None)
 
     @property
     def n_policies(self) -> int:

@@ -235,8 +235,8 @@ def _evaluate(rewards, successor, next_phase, cells, gamma, actions, values, mar
                 total = 0.0
                 scale = 1.0
                 for i in range(first, length):
-                    node = chain[i]
-                    total += scale * rewards[node // n_states, node % n_states, actions[node // n_states, node % n_states]]
+                    phase, s = chain[i] // n_states, chain[i] % n_states
+                    total += scale * rewards[phase, s, actions[phase, s]]
                     scale *= gamma
                 tail_value = total / (1.0 - scale)
                 # Value the cycle backwards from its last node, which leads to x.
