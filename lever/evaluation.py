@@ -74,7 +74,7 @@ def as_phase_actions(table, n_states: int) -> np.ndarray:
 
 def rollout(layout: Layout, policy, objective: ObjectiveLike = "path", rules: str = "study",
             max_steps: int | None = None, record_path: bool = False) -> RolloutResult:
-    """Greedy rollout of ``policy`` (Q table, action table or TrainedPolicy) from the start.
+    """Greedy rollout of ``policy`` (Q table, action table, TrainedPolicy or ComposedPolicy) from the start.
 
     Greedy ties go to the lowest action; actions of -1 in an action table
     end the episode as a dead end. ``max_steps`` defaults to the layout's H·W.
@@ -83,9 +83,10 @@ def rollout(layout: Layout, policy, objective: ObjectiveLike = "path", rules: st
     :mod:`lever.phase_plan`).
     """
     set_weights = Objective.parse(objective).set_weights(rules)
-    table = np.asarray(getattr(policy, "actions", policy))
-    phases = table.ndim == 2 and table.shape[0] == 2 and np.issubdtype(table.dtype, np.integer)
-    actions = as_phase_actions(table, layout.n_states) if phases else as_actions(policy, layout.n_states)
+    source = getattr(policy, "actions", policy)  # a ComposedPolicy's action table
+    table = np.asarray(source) if not hasattr(source, "q") else None
+    phases = table is not None and table.ndim == 2 and table.shape[0] == 2 and np.issubdtype(table.dtype, np.integer)
+    actions = as_phase_actions(table, layout.n_states) if phases else as_actions(source, layout.n_states)
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
                                   or max_steps < 1):
         raise LeverError(f"max_steps must be an integer >= 1, got {max_steps!r}")

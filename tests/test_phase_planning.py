@@ -237,6 +237,7 @@ def test_phased_policy_acts_by_phase_saves_and_loads(tmp_path):
     with pytest.raises(LeverError, match="lever_on"):
         policy(0)
     assert policy(layout.lever + 1, lever_on=True) == K.RIGHT
+    assert rollout(layout, policy, "path+lever").end == "exit"  # the env's lever flag picks the row
     loaded = ComposedPolicy.load(policy.save(tmp_path / "phased.npz"))
     np.testing.assert_array_equal(loaded.actions, plan.actions)
     assert loaded.phased and loaded.planned
