@@ -64,7 +64,7 @@ def test_phase_plan_vs_position_plan(benchmark, cell, capsys):
         lines.append(f"  {query.mode:<8} search {searching * 1e3:7.2f} ms | + cell-only plan "
                      f"{(searching + position) * 1e3:7.2f} ms | + phase plan {(searching + phase) * 1e3:7.2f} ms "
                      f"(plans: cell-only {position * 1e3:.2f} ms, phase {phase * 1e3:.2f} ms in {sweeps} sweeps, "
-                     f"phase / cell-only {phase / position:.2f}x)")
+                     f"cell-only / phase {position / phase:.0f}x)")
     with capsys.disabled():
         print(f"\ngrid16 seed {SEED} {BUDGET}, {LONG_QUERY}, hybrid k={HYBRID_K}, medians of 21:")
         print("\n".join(lines))
