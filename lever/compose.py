@@ -33,6 +33,7 @@ from .kernels.table_compose import (
     compose_any_batch, compose_any_batch_serial, offline_rollout_table_batch, offline_rollout_table_batch_serial,
     plan_table,
 )
+from .kernels.world import N_TERMS
 from .worlds.objectives import Objective, ObjectiveLike
 
 #: Composition operators by name: ``sum`` composes each member's own Q, ``max`` is GPI.
@@ -68,7 +69,10 @@ class PolicyStack:
     ``q_vector`` float (P, S, A, C) or None; ``policy_ids`` int64 (P,);
     ``lacks_vector_q`` bool (P,): rows whose vector Q is a placeholder (a
     library policy added from a plain Q table), which the ``max`` operator
-    refuses to compose. Build it with :meth:`from_tables` (a library's ``PolicyTables``) or
+    refuses to compose; ``term_model`` float64 (P, S, A, N_TERMS), the step
+    terms on the first visit (phase planning relabels them), or None when
+    the log lacks them (a library of format 3 or older, or a tabular world).
+    Build it with :meth:`from_tables` (a library's ``PolicyTables``) or
     :meth:`from_policies` (``TrainedPolicy`` objects). On a :class:`TabularWorld` ``layout``
     A is the world's action count and both N_SETS and C are its d components.
     """
@@ -81,13 +85,15 @@ class PolicyStack:
     reward_model: np.ndarray
     q_vector: np.ndarray | None
     lacks_vector_q: np.ndarray | None = None
+    term_model: np.ndarray | None = None
 
     @classmethod
     def from_arrays(cls, layout: Layout | TabularWorld, q, visits, next_state, reward_model, q_vector=None,
-                    policy_ids=None, has_vector_q=None) -> "PolicyStack":
+                    policy_ids=None, has_vector_q=None, term_model=None) -> "PolicyStack":
         """Check shapes and values of stacked tables, then pack the support bits.
 
-        ``has_vector_q`` bool (P,): whether each row's ``q_vector`` is real (None: all are).
+        ``has_vector_q`` bool (P,): whether each row's ``q_vector`` is real (None: all are);
+        ``term_model`` (P, S, A, N_TERMS) or None.
         """
         q = np.asarray(q)
         visits = np.asarray(visits)
@@ -127,6 +133,11 @@ class PolicyStack:
             if has_vector_q.shape != (shape[0],):
                 raise LeverError(f"has_vector_q has shape {has_vector_q.shape}, expected ({shape[0]},)")
             lacks = _frozen(~has_vector_q) if not has_vector_q.all() else None
+        if term_model is not None:
+            term_model = np.asarray(term_model)
+            if term_model.shape != shape + (N_TERMS,):
+                raise LeverError(f"term_model has shape {term_model.shape}, expected {shape + (N_TERMS,)}")
+            term_model = _frozen(term_model, np.float64)
         if visits.size < PARALLEL_MIN_ENTRIES:
             support = ((visits > 0).astype(np.uint8) << np.arange(shape[2], dtype=np.uint8)).sum(
                 axis=2, dtype=np.uint8)
@@ -134,17 +145,19 @@ class PolicyStack:
             support = np.empty(shape[:2], dtype=np.uint8)
             support_bits(np.ascontiguousarray(visits), support)
         return cls(layout, _frozen(policy_ids), _frozen(q), _frozen(support), _frozen(next_state, np.int32),
-                   _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector), lacks)
+                   _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector), lacks,
+                   term_model)
 
     @classmethod
     def from_tables(cls, layout: Layout | TabularWorld, tables) -> "PolicyStack":
         """From a library's ``PolicyTables`` of ``layout``."""
         return cls.from_arrays(layout, tables.q, tables.visits, tables.next_state, tables.reward_model,
-                               tables.q_vector, tables.policy_ids, getattr(tables, "has_vector_q", None))
+                               tables.q_vector, tables.policy_ids, getattr(tables, "has_vector_q", None),
+                               getattr(tables, "term_model", None))
 
     @classmethod
     def from_policies(cls, layout: Layout | TabularWorld, policies, policy_ids=None) -> "PolicyStack":
-        """From ``TrainedPolicy`` objects of ``layout`` (vector Q kept only if every one has it)."""
+        """From ``TrainedPolicy`` objects of ``layout`` (vector Q and terms kept only if every one has them)."""
         policies = list(policies)
         if not policies:
             raise LeverError("no policies to stack")
@@ -152,12 +165,14 @@ class PolicyStack:
         if wrong:
             raise LeverError(f"policies trained on layout(s) {sorted(set(wrong))}, not {layout.id}")
         have_vector = all(p.q_vector is not None for p in policies)
+        have_terms = all(getattr(p, "term_model", None) is not None for p in policies)
         return cls.from_arrays(layout, np.stack([p.q for p in policies]),
                                np.stack([p.visits for p in policies]),
                                np.stack([p.next_state for p in policies]),
                                np.stack([p.reward_model for p in policies]),
                                np.stack([p.q_vector for p in policies]) if have_vector else None,
-                               policy_ids)
+                               policy_ids,
+                               term_model=np.stack([p.term_model for p in policies]) if have_terms else None)
 
     @property
     def n_policies(self) -> int:

@@ -10,6 +10,7 @@ from .errors import LeverError
 from .worlds.grid import Layout
 from .worlds.tabular import TabularWorld
 from .kernels.constants import END_NAMES, N_ACTIONS, N_SETS
+from .kernels.phase_planning import rollout_phase_actions
 from .kernels.rollout import greedy_policy, rollout_actions
 from .kernels.table import rollout_table
 from .worlds.objectives import SINGLETONS, Objective, ObjectiveLike
@@ -65,33 +66,50 @@ def as_actions(policy, n_states: int, n_actions: int = N_ACTIONS) -> np.ndarray:
     return table.astype(np.int32, copy=False)
 
 
+def as_phase_actions(table, n_states: int) -> np.ndarray:
+    """A (phase, cell) action table int32 (2, S), checked: entries -1 (dead end) or 0..A-1."""
+    table = np.asarray(table)
+    if table.shape != (2, n_states) or not np.issubdtype(table.dtype, np.integer):
+        raise LeverError(f"a phase action table must be integer (2, S={n_states}), got {table.dtype} {table.shape}")
+    if table.min() < -1 or table.max() >= N_ACTIONS:
+        raise LeverError(f"action table entries must be -1 (dead end) or 0..{N_ACTIONS - 1}, "
+                         f"got values in [{table.min()}, {table.max()}]")
+    return np.ascontiguousarray(table, dtype=np.int32)
+
+
 def rollout(layout: Layout | TabularWorld, policy, objective: ObjectiveLike = "path", rules: str = "study",
             max_steps: int | None = None, record_path: bool = False, gamma: float = 1.0,
             start: int | None = None) -> RolloutResult:
-    """Greedy rollout of ``policy`` (Q table, action table or TrainedPolicy) from the start.
+    """Greedy rollout of ``policy`` (Q table, action table, TrainedPolicy or ComposedPolicy) from the start.
 
     Greedy ties go to the lowest action; actions of -1 in an action table
     end the episode as a dead end. ``max_steps`` defaults to the world's
-    cap (a layout's H·W). On a :class:`TabularWorld` the objective is a
-    weight vector over its components, ``rules`` does not apply, the
-    episode starts at ``start`` (default: the world's first start state)
-    and ``gamma`` discounts ``discounted_return_vector``; on a GridWorld
-    layout ``gamma`` and ``start`` must be left at their defaults.
+    cap (a layout's H·W). On a GridWorld layout an integer table of shape
+    (2, S) acts on (lever phase, cell): row 0 until the lever is pulled,
+    row 1 after (a phase plan, see :mod:`lever.phase_plan`). On a
+    :class:`TabularWorld` the objective is a weight vector over its
+    components, ``rules`` does not apply, the episode starts at ``start``
+    (default: the world's first start state) and ``gamma`` discounts
+    ``discounted_return_vector``; on a GridWorld layout ``gamma`` and
+    ``start`` must be left at their defaults.
     """
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
                                   or max_steps < 1):
         raise LeverError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    source = getattr(policy, "actions", policy)  # a ComposedPolicy's action table
     if isinstance(layout, TabularWorld):
-        return _rollout_table(layout, policy, objective, max_steps, record_path, gamma, start)
+        return _rollout_table(layout, source, objective, max_steps, record_path, gamma, start)
     if gamma != 1.0 or start is not None:
         raise LeverError("gamma and start of a rollout apply to a TabularWorld only")
     set_weights = Objective.parse(objective).set_weights(rules)
-    actions = as_actions(policy, layout.n_states)
+    table = np.asarray(source) if not hasattr(source, "q") else None
+    phases = table is not None and table.ndim == 2 and table.shape[0] == 2 and np.issubdtype(table.dtype, np.integer)
+    actions = as_phase_actions(table, layout.n_states) if phases else as_actions(source, layout.n_states)
     max_steps = max_steps or layout.max_steps
     set_returns = np.zeros(N_SETS)
     path = np.empty(max_steps + 1 if record_path else 0, dtype=np.int32)
-    ret, steps, end = rollout_actions(layout.world, layout.start, actions, max_steps, set_weights,
-                                      set_returns, path)
+    kernel = rollout_phase_actions if phases else rollout_actions
+    ret, steps, end = kernel(layout.world, layout.start, actions, max_steps, set_weights, set_returns, path)
     return RolloutResult(float(ret), set_returns[SINGLETONS].copy(), set_returns, int(steps), END_NAMES[end],
                          path[: steps + 1].copy() if record_path else None)
 
@@ -130,7 +148,9 @@ def true_evaluate(layout: Layout | TabularWorld, actions: np.ndarray, support: n
     ``route_on_support`` is the fraction of the route's steps whose (s, a)
     lies in ``support`` bool (S, A) (1.0 for a route with no steps).
     ``gamma`` discounts the rollout's ``discounted_return_vector`` (a
-    :class:`TabularWorld` only).
+    :class:`TabularWorld` only). On a GridWorld layout ``actions`` (2, S)
+    acts by lever phase (a phase plan): row 1 once the route has entered
+    the lever cell.
     """
     actions = np.asarray(actions, dtype=np.int32)
     if isinstance(layout, TabularWorld):
@@ -138,4 +158,10 @@ def true_evaluate(layout: Layout | TabularWorld, actions: np.ndarray, support: n
     else:
         result = rollout(layout, actions, objective, rules, record_path=True)
     states = result.path[:-1]
-    return TrueEvaluation(result, float(support[states, actions[states]].mean()) if result.steps else 1.0)
+    if actions.ndim == 2:
+        lever = -1 if layout.lever is None else layout.lever
+        phases = np.maximum.accumulate(states == lever).astype(np.int64) if states.size else states
+        taken = actions[phases, states]
+    else:
+        taken = actions[states]
+    return TrueEvaluation(result, float(support[states, taken].mean()) if result.steps else 1.0)

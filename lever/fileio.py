@@ -368,9 +368,10 @@ def write_arrays(path: str | os.PathLike, kind: str, version: int, arrays: dict,
     atomic_write(path, lambda handle: np.savez(handle, header=np.array(header), **arrays), binary=True)
 
 
-def read_arrays(path: str | os.PathLike, kind: str, version: int) -> tuple[dict, dict]:
+def read_arrays(path: str | os.PathLike, kind: str, version: int | tuple[int, ...]) -> tuple[dict, dict]:
     """Read a file written by :func:`write_arrays`: (arrays, meta); FileFormatError naming the file
-    if it is missing, not such a file, of another kind or of another format version."""
+    if it is missing, not such a file, of another kind or of another format version (``version``: the
+    one this lever reads, or a tuple of the versions it still reads)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -385,6 +386,8 @@ def read_arrays(path: str | os.PathLike, kind: str, version: int) -> tuple[dict,
         raise FileFormatError(f"{path}: not a {kind} file (no readable header)") from None
     if not isinstance(meta, dict) or meta.get("format") != kind:
         raise FileFormatError(f"{path}: not a {kind} file")
-    if meta.get("version") != version:
-        raise FileFormatError(f"{path}: {kind} format version {meta.get('version')!r}, this lever reads {version}")
+    accepted = version if isinstance(version, tuple) else (version,)
+    if meta.get("version") not in accepted:
+        readable = " or ".join(str(v) for v in accepted)
+        raise FileFormatError(f"{path}: {kind} format version {meta.get('version')!r}, this lever reads {readable}")
     return arrays, meta

@@ -18,8 +18,9 @@ import numpy as np
 
 from .compose import Composer
 from .evaluation import true_evaluate
+from .phase_plan import PLAN_MODES, check_terms, phase_offline, phase_plan_on_support
 from .policy import ComposedPolicy
-from .errors import check_choice
+from .errors import LeverError, check_choice
 from .worlds.objectives import Objective, ObjectiveLike
 from .retrieval import PreparedLayout, prepare_layout, retrieve
 from .scoring import SCORINGS, Scorer
@@ -40,7 +41,8 @@ class StrategyResult:
     ``support_coverage`` the fraction of (s, a) pairs the union support
     covers; ``route_on_support`` the fraction of the true route's steps on
     it; ``planned`` whether planning on the support replaced the
-    composition; seconds: ``retrieval_s``, ``composition_s``, ``scoring_s``,
+    composition (the policy's actions are (2, S), by lever phase, when a
+    phase plan did); seconds: ``retrieval_s``, ``composition_s``, ``scoring_s``,
     ``planning_s`` (``total_s`` their sum). ``policy`` is the
     :class:`~lever.policy.ComposedPolicy` (None once stored).
     """
@@ -101,7 +103,7 @@ class _Choice:
 
 def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
             strategy: str = "hybrid", k: int = DEFAULT_K, width: int = DEFAULT_WIDTH, operator: str = "sum",
-            scoring: str = "offline", plan: bool = False, pool: int | None = None,
+            scoring: str = "offline", plan: bool | str = False, pool: int | None = None,
             plan_gamma: float | None = None) -> StrategyResult:
     """Compose a policy for ``objective`` from ``library`` policies, offline.
 
@@ -112,16 +114,21 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     hybrid (and beam's seed grid); width: beam width; operator: a name from
     :data:`lever.compose.OPERATORS`; scoring: a name from
     :data:`lever.scoring.SCORINGS`; plan: also plan on the chosen support
-    and keep the plan when it scores better offline; pool: cap on candidates
-    per component; plan_gamma: the planning discount (default: the library's
+    and keep the plan when it scores better offline: True or ``"position"``
+    plans on the cell alone, ``"phase"`` on (cell, lever pulled) with every
+    logged step relabelled per phase (:mod:`lever.phase_plan`; the policy
+    then acts on both, actions (2, S)); pool: cap on candidates per
+    component; plan_gamma: the planning discount (default: the library's
     γ where it is in (0, 1), else 0.99). On a library of a
     :class:`~lever.worlds.tabular.TabularWorld` the objective is a weight
-    vector over the world's components (``[0.3, 0.7]``, ``"0.3,0.7"``). Returns a :class:`StrategyResult` (``.policy`` is the
+    vector over the world's components (``[0.3, 0.7]``, ``"0.3,0.7"``).
+    Returns a :class:`StrategyResult` (``.policy`` is the
     :class:`~lever.policy.ComposedPolicy`).
     """
     # A misspelt objective is named before any loading; a tabular world's library names its components.
     objective = Objective.parse(objective, getattr(library.spec, "components", None))
     chosen = make_strategy(strategy, k=k, width=width)
+    plan_mode(plan)
     prepared = prepare_layout(library, layout)
     if plan_gamma is None:
         gamma = float(library.spec.gamma)
@@ -129,22 +136,36 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     return _search(prepared, objective, chosen, operator, scoring, plan, pool, plan_gamma)
 
 
+def plan_mode(plan) -> str | None:
+    """The planning asked for: None (no planning), ``"position"`` (True) or ``"phase"``; LeverError otherwise."""
+    if plan is None or plan is False:
+        return None
+    if plan is True:
+        return "position"
+    if isinstance(plan, str) and plan in PLAN_MODES:
+        return plan
+    raise LeverError(f"plan must be False, True or one of {', '.join(PLAN_MODES)}, got {plan!r}")
+
+
 def search(prepared: PreparedLayout, objective: ObjectiveLike, strategy: Strategy,
-           operator: str = "sum", scoring: str = "offline", plan: bool = False,
+           operator: str = "sum", scoring: str = "offline", plan: bool | str = False,
            pool: int | None = None, plan_gamma: float = 0.99) -> StrategyResult:
     """Retrieve candidates, let ``strategy`` choose, compose the choice and evaluate it.
 
-    With ``plan``, value iteration on the chosen combination's support
-    (discount ``plan_gamma``) replaces the composition when its offline
-    return is higher.
+    With ``plan`` (True / ``"position"``, or ``"phase"``, see :func:`compose`),
+    value iteration on the chosen combination's support (discount
+    ``plan_gamma``) replaces the composition when its offline return is higher.
     """
     return _search(prepared, Objective.parse(objective, prepared.layout.component_names), strategy, operator,
                    scoring, plan, pool, plan_gamma)
 
 
 def _search(prepared: PreparedLayout, objective: Objective, strategy: Strategy, operator: str,
-            scoring: str, plan: bool, pool: int | None, plan_gamma: float = 0.99) -> StrategyResult:
+            scoring: str, plan: bool | str, pool: int | None, plan_gamma: float = 0.99) -> StrategyResult:
     check_choice("scoring", scoring, SCORINGS)
+    mode = plan_mode(plan)
+    if mode == "phase":
+        check_terms(prepared.stack)  # refused before any search
     composer = Composer(prepared.stack, objective, operator, prepared.rules)
     began = time.perf_counter()
     # GPI composes vector Q tables: policies added without one are left out of its candidates.
@@ -153,7 +174,7 @@ def _search(prepared: PreparedLayout, objective: Objective, strategy: Strategy, 
     retrieval_s = time.perf_counter() - began
     scorer = Scorer(prepared, composer, candidates, scoring)
     outcome = strategy.search(candidates, scorer)
-    choice = _compose_choice(composer, outcome.rows, plan, plan_gamma)
+    choice = _compose_choice(composer, outcome.rows, mode, plan_gamma)
 
     stack = prepared.stack
     model = stack.empirical_model(outcome.rows)
@@ -171,8 +192,12 @@ def _search(prepared: PreparedLayout, objective: Objective, strategy: Strategy, 
         policy=ComposedPolicy(choice.actions.copy(), policy_ids, operator, choice.planned, stack.layout.id))
 
 
-def _compose_choice(composer: Composer, rows: tuple[int, ...], plan: bool, plan_gamma: float) -> _Choice:
-    """Compose the chosen rows once more and, if asked, keep the plan on their support when it scores higher."""
+def _compose_choice(composer: Composer, rows: tuple[int, ...], plan: str | None, plan_gamma: float) -> _Choice:
+    """Compose the chosen rows once more and, if asked, keep the plan on their support when it scores higher.
+
+    A phase plan and the composition are both scored through the phase-relabelled model (the
+    composition acts alike in both phases), so the comparison reads one model.
+    """
     chosen = np.array([rows], dtype=np.int64)
     began = time.perf_counter()
     actions, _ = composer.actions(chosen)
@@ -181,6 +206,8 @@ def _compose_choice(composer: Composer, rows: tuple[int, ...], plan: bool, plan_
     choice = _Choice(actions[0], float(offline.returns[0]), offline.end(0), False, composition_s, 0.0)
     if not plan:
         return choice
+    if plan == "phase":
+        return _phase_choice(composer, rows, choice, plan_gamma)
     began = time.perf_counter()
     planned = composer.plan(rows, gamma=plan_gamma)
     planned_offline = composer.offline(chosen, planned.actions[None, :])
@@ -188,4 +215,17 @@ def _compose_choice(composer: Composer, rows: tuple[int, ...], plan: bool, plan_
     if planned_offline.returns[0] > choice.offline_return:
         return _Choice(planned.actions, float(planned_offline.returns[0]), planned_offline.end(0), True,
                        composition_s, planning_s)
+    return replace(choice, planning_s=planning_s)
+
+
+def _phase_choice(composer: Composer, rows: tuple[int, ...], choice: _Choice, plan_gamma: float) -> _Choice:
+    """Plan on (cell, lever phase); keep it when it scores higher than the composition in the phase model."""
+    stack = composer.stack
+    began = time.perf_counter()
+    planned = phase_plan_on_support(stack, rows, composer.objective, composer.rules, gamma=plan_gamma)
+    planned_return, planned_end = phase_offline(stack, planned.model, planned.actions)
+    composed_return, _ = phase_offline(stack, planned.model, choice.actions)
+    planning_s = time.perf_counter() - began
+    if planned_return > composed_return:
+        return _Choice(planned.actions, planned_return, planned_end, True, choice.composition_s, planning_s)
     return replace(choice, planning_s=planning_s)

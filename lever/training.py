@@ -23,6 +23,7 @@ from .kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.rollout import greedy_policy
 from .kernels.table import train_table
 from .kernels.training import train_tabular
+from .kernels.world import N_TERMS
 from .worlds.objectives import Objective, ObjectiveLike, check_rules, objective_terms
 from .resources import check_memory
 
@@ -134,7 +135,11 @@ class TrainedPolicy:
     (so any objective's reward can be relabelled offline); ``q_vector``
     (S, A, C) or None; ``episode_returns`` (E,); ``snapshot_episodes`` int64
     (N,), ``snapshot_q`` (N, S, A), ``snapshot_visits`` int64 (N, S, A).
-    ``wall_time`` is the kernel's wall-clock seconds.
+    ``wall_time`` is the kernel's wall-clock seconds. ``term_model``
+    float64 (S, A, N_TERMS): the step's terms on the first visit (what the
+    rules read, see :mod:`lever.kernels.world`), so a step can be relabelled
+    in the other lever phase; None for a policy saved before they were
+    logged.
     """
 
     q: np.ndarray
@@ -151,6 +156,7 @@ class TrainedPolicy:
     objective: Objective
     config: TrainConfig
     layout_id: str
+    term_model: np.ndarray | None = None
 
     @property
     def greedy_actions(self) -> np.ndarray:
@@ -183,7 +189,7 @@ class TrainedPolicy:
             raise FileFormatError(f"{path}: malformed trained policy ({exc})") from None
         shape = policy.q.shape if policy.q is not None else None
         if shape is None or policy.q.ndim != 2 or any(
-                getattr(policy, name) is None for name in _ARRAYS if name != "q_vector"):
+                getattr(policy, name) is None for name in _ARRAYS if name not in _OPTIONAL):
             raise FileFormatError(f"{path}: malformed trained policy (missing arrays)")
         return policy
 
@@ -203,6 +209,7 @@ class TrainedPolicy:
             first_visit=np.where(logged, self.first_visit, -1).astype(np.int32),
             next_state=np.where(logged, self.next_state, -1).astype(np.int32),
             reward_model=np.where(logged[..., None], self.reward_model, 0.0), q_vector=None,
+            term_model=None if self.term_model is None else np.where(logged[..., None], self.term_model, 0.0),
             episode_returns=self.episode_returns[:episode + 1], snapshot_episodes=empty,
             snapshot_q=self.snapshot_q[:0], snapshot_visits=self.snapshot_visits[:0],
             config=replace(self.config, episodes=episode + 1, snapshot_interval=0, vector_q=False))
@@ -210,7 +217,9 @@ class TrainedPolicy:
 
 #: The array fields of a :class:`TrainedPolicy`, as saved to file.
 _ARRAYS = ("q", "visits", "first_visit", "next_state", "reward_model", "q_vector", "episode_returns",
-           "snapshot_episodes", "snapshot_q", "snapshot_visits")
+           "snapshot_episodes", "snapshot_q", "snapshot_visits", "term_model")
+#: Arrays a saved policy may lack (term_model: saved before the terms were logged).
+_OPTIONAL = ("q_vector", "term_model")
 POLICY_FORMAT = "lever-trained-policy"
 POLICY_VERSION = 1
 
@@ -236,7 +245,7 @@ def train(layout: Layout | TabularWorld, objective: ObjectiveLike = "path",
     masks, coefs = objective_terms(objective.set_weights(config.rules))
     n_states = layout.n_states
     n_snapshots = config.snapshot_episodes.size
-    check_memory(8 * config.episodes + n_states * N_ACTIONS * (8 * N_SETS + 40 + 16 * n_snapshots),
+    check_memory(8 * config.episodes + n_states * N_ACTIONS * (8 * (N_SETS + N_TERMS) + 40 + 16 * n_snapshots),
                  f"training {config.episodes:,} episodes with {n_snapshots:,} snapshots on {n_states:,} states")
     q = np.zeros((n_states, N_ACTIONS))
     q_vector = np.zeros((n_states, N_ACTIONS, N_COMPONENTS) if config.vector_q else (0, 0, 0))
@@ -244,6 +253,7 @@ def train(layout: Layout | TabularWorld, objective: ObjectiveLike = "path",
     first_visit = np.full((n_states, N_ACTIONS), -1, dtype=np.int32)
     next_state = np.full((n_states, N_ACTIONS), -1, dtype=np.int32)
     reward_model = np.zeros((n_states, N_ACTIONS, N_SETS))
+    term_model = np.zeros((n_states, N_ACTIONS, N_TERMS))
     returns = np.zeros(config.episodes)
     episodes = config.snapshot_episodes
     snapshot_q = np.zeros((episodes.size, n_states, N_ACTIONS))
@@ -255,11 +265,11 @@ def train(layout: Layout | TabularWorld, objective: ObjectiveLike = "path",
                   config.epsilon_start, config.epsilon_decay, config.epsilon_min,
                   config.algorithm == "sarsa", rng, config.snapshot_interval,
                   q, q_vector, visits, first_visit, next_state, reward_model, returns,
-                  snapshot_q, snapshot_visits)
+                  snapshot_q, snapshot_visits, term_model)
     wall_time = time.perf_counter() - began
     return TrainedPolicy(q, visits, first_visit, next_state, reward_model,
                          q_vector if config.vector_q else None, returns, episodes, snapshot_q,
-                         snapshot_visits, wall_time, objective, config, layout.id)
+                         snapshot_visits, wall_time, objective, config, layout.id, term_model)
 
 
 def _train_table(world: TabularWorld, objective: ObjectiveLike, config: TrainConfig) -> TrainedPolicy:

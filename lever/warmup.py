@@ -42,6 +42,7 @@ def compile_kernels() -> float:
         library = PolicyLibrary.build(root, setting="grid8", layout_seeds=(0,), episodes=50, jobs=1,
                                       progress=False)
         compose(library, "path+gold", strategy="hybrid", plan=True)
+        compose(library, "path+gold+hazard+lever", strategy="targeted", plan="phase")
     elapsed = time.perf_counter() - began
     log.info("kernels compiled in %.1f s", elapsed)
     return elapsed

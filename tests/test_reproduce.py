@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from lever.reproduction.cell import search
 from lever.reproduction.library import run_file, train_runs
 from lever.reproduction.runner import train_cell_library
 from lever.training import TrainedPolicy
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def run(tmp_path_factory):
 def test_outputs_and_columns(run):
     out, rows = run
     assert (out / "report.md").read_text().startswith("# lever reproduction: grid8")
-    for name in ("methods", "k_sweep", "coverage"):
+    for name in ("methods", "k_sweep", "coverage", "long_horizon_coverage"):
         for suffix in (".png", ".svg"):
             assert (out / "figures" / f"{name}{suffix}").stat().st_size > 1000
     assert tuple(rows[0]) == COLUMNS
@@ -50,7 +53,33 @@ def test_every_mode_query_and_method_is_present(run):
                         and r["query"] == query.query and r["k"])
             assert ks == [1, 2, 3, 4, 5]
     assert {r["mode"] for r in protocol} == set(MODES)
-    assert {r["experiment"] for r in rows} == {"protocol", "snapshot_cap", "thinning", "long_horizon"}
+    assert {r["experiment"] for r in rows} == {"protocol", "snapshot_cap", "thinning", "long_horizon",
+                                               "long_horizon_thinning"}
+
+
+#: Columns that do not depend on the machine (times do), compared with the rows lever wrote before phase planning.
+STABLE = ("setting", "rules", "selection", "operator", "seed", "budget", "experiment", "mode", "query", "method", "k",
+          "snapshot_cap", "thin_fraction", "gamma", "true_return", "reached_exit", "pulled_lever", "dead_end", "end",
+          "steps", "combinations_tried", "union_coverage", "offline_return", "members")
+
+
+def test_rows_before_phase_planning_are_unchanged(run):
+    # tests/data/reproduce_grid8_rows.json: this very run (grid8, seeds 0 1, X1) as lever wrote it before
+    # phase planning: every row it had (the protocol, both coverage ablations, the +plan rows) comes out
+    # the same, and only the phase rows are new.
+    _, rows = run
+    with open(DATA / "reproduce_grid8_rows.json") as handle:
+        before = json.load(handle)
+    old = [{k: r[k] for k in STABLE} for r in rows
+           if not r["method"].endswith("+phase-plan") and r["experiment"] != "long_horizon_thinning"]
+    assert old == before
+    new = [r for r in rows if r["method"].endswith("+phase-plan")]
+    long_queries = {(r["seed"], r["mode"]) for r in rows if r["query"] == "path+gold+hazard+lever"}
+    assert {(r["seed"], r["mode"], r["method"]) for r in new if r["experiment"] == "long_horizon"} == {
+        (seed, mode, f"{m}+phase-plan") for seed, mode in long_queries for m in ("targeted", "hybrid", "exhaustive")}
+    thinned = [r for r in rows if r["experiment"] == "long_horizon_thinning"]
+    assert {r["thin_fraction"] for r in thinned} == {"0.0", "0.2", "0.4", "0.6", "0.8"}
+    assert {r["method"] for r in thinned} == {"hybrid", "hybrid+plan", "hybrid+phase-plan"}
 
 
 def test_chosen_members_are_entries_of_the_sub_queries_never_the_query_itself(run):

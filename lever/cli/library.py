@@ -17,7 +17,8 @@ from ..errors import LeverError
 from ..evaluation import rollout
 from ..library import Q_DTYPES, BuildSpec, PolicyLibrary
 from ..library.build import DEFAULTS as BUILD
-from ..worlds.objectives import Objective
+from ..phase_plan import PLAN_MODES
+from ..worlds.objectives import COMPONENTS, Objective
 from ..worlds.tabular import TabularWorld
 from ..scoring import SCORINGS
 from ..search import compose
@@ -195,7 +196,7 @@ def _cmd_compose(args: argparse.Namespace) -> int:
                          "a policy as a table")
     ready_kernels(tabular=library.spec.tabular)
     options = dict(layout=_chosen_layout(library, args), strategy=args.strategy, k=args.k, width=args.width,
-                   operator=args.operator, scoring=args.scoring, plan=args.plan, pool=args.pool)
+                   operator=args.operator, scoring=args.scoring, plan=args.plan or False, pool=args.pool)
     result = compose(library, args.objective, **options)
     # The first call loads compiled kernels and warms caches; repeats show the steady cost.
     warm = [compose(library, args.objective, **options).total_s for _ in range(args.repeats)]
@@ -207,7 +208,9 @@ def _cmd_compose(args: argparse.Namespace) -> int:
 
         layout = library.layout(result.layout_id)
         route = rollout(layout, result.policy.actions, result.objective, library.spec.rules, record_path=True).path
-        path = save_policy_figure(args.show, layout, result.policy.actions, _union_support(library, result), route,
+        # A phase plan is drawn with its arrows before the pull; the route is the one it takes.
+        drawn = result.policy.actions[0] if result.policy.phased else result.policy.actions
+        path = save_policy_figure(args.show, layout, drawn, _union_support(library, result), route,
                                   title=f"{result.objective}: {result.strategy}, true return {result.true_return:.1f}")
         print(f"figure: {path}", file=sys.stderr if args.json else sys.stdout)
     world = library.layout(result.layout_id)
@@ -221,7 +224,8 @@ def _cmd_compose(args: argparse.Namespace) -> int:
                       for c, p in zip(result.components, result.policy_ids))
     rows = [
         ("strategy", f"{result.strategy}, operator {result.operator}, scoring {result.scoring}"
-                     + (", planned on the support" if result.planned else "")),
+                     + ((", planned on (cell, lever phase)" if result.policy.phased else ", planned on the support")
+                        if result.planned else "")),
         ("objective", f"{result.objective} on layout {result.layout_id}"),
         ("policies", names),
         ("combinations tried", f"{result.combinations_tried}"),
@@ -272,8 +276,10 @@ def add_compose_command(sub) -> None:
                              help=f"Q-sum (the study's) or max (GPI) (default: {default['operator']})")
     compose_cmd.add_argument("--scoring", default=default["scoring"], choices=SCORINGS,
                              help=f"offline rollout, successor-feature value or ridge (default: {default['scoring']})")
-    compose_cmd.add_argument("--plan", action="store_true",
-                             help="also plan on the chosen support; keep the plan if it scores better offline")
+    compose_cmd.add_argument("--plan", nargs="?", const="position", default=None, choices=PLAN_MODES,
+                             help="also plan on the chosen support and keep the plan if it scores better "
+                                  "offline: on the cell alone (position, what a bare --plan means) or on "
+                                  "(cell, lever pulled) with every logged step relabelled per phase (phase)")
     compose_cmd.add_argument("--pool", type=int, default=None,
                              help="cap on candidates per component (default: every relevant policy)")
     compose_cmd.add_argument("--layout", default=None,

@@ -27,7 +27,7 @@ def epsilon_greedy(q, state, epsilon, rng):
 def train_tabular(world, start, masks, coefs, n_episodes, max_steps, alpha, gamma,
                   epsilon_start, epsilon_decay, epsilon_min, sarsa, rng, snapshot_interval,
                   q, q_vec, visits, first_visit, next_state, reward_model, episode_returns,
-                  snapshot_q, snapshot_visits):
+                  snapshot_q, snapshot_visits, term_model):
     """Train one tabular policy on the objective Σ coefs[i] · (reward of set masks[i]).
 
     world: :class:`~lever.kernels.world.World`; start: start cell; masks
@@ -42,6 +42,8 @@ def train_tabular(world, start, masks, coefs, n_episodes, max_steps, alpha, gamm
     (S, A); first_visit int32 (S, A), the episode of the first visit, -1 if
     none; next_state int32 (S, A), -1 where never visited; reward_model
     float64 (S, A, N_SETS), every component set's reward on the first visit;
+    term_model float64 (S, A, N_TERMS), the step's terms on the first visit
+    (what the rules read, so a step can be relabelled in another phase);
     episode_returns float64 (E,), undiscounted objective return;
     snapshot_q float64 (N, S, A) and snapshot_visits int64 (N, S, A), the
     tables after every episode e with e % snapshot_interval == 0 (N = that
@@ -66,6 +68,7 @@ def train_tabular(world, start, masks, coefs, n_episodes, max_steps, alpha, gamm
                 first_visit[state, action] = episode
                 next_state[state, action] = nxt
                 set_rewards(terms, reward_model[state, action])
+                term_model[state, action] = terms
             visits[state, action] += 1
 
             next_action = epsilon_greedy(q, nxt, epsilon, rng)

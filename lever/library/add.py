@@ -26,8 +26,9 @@ is checked before anything is written; every problem is a
 **Writing** happens under the library's exclusive lock and never leaves a
 library that fails to open: the layout's stacked arrays are written anew
 under the next generation's file names (:func:`~lever.library.store.array_file`),
-then the manifest (atomically, format version 3, without the record of the
-now stale index), then the superseded generation is removed and the index
+then the manifest (atomically, format version 4, or 3 for a library of
+format 3 or older, which stays without step terms; without the record of
+the now stale index), then the superseded generation is removed and the index
 rebuilt and saved. A crash before the manifest leaves the library as it was
 (the new files are unlisted leftovers, removed by the next add); after it,
 the library as it is with the new policy (an index missing from the manifest
@@ -68,7 +69,9 @@ class PolicyArrays:
     ``q`` (S, A) and ``q_vector`` (S, A, C) in the library's Q dtype
     (``q_vector`` None when the record has no real one); ``visits`` int64
     (S, A); ``next_state`` int32 (S, A), -1 outside the support;
-    ``reward_model`` float64 (S, A, N_SETS); ``record`` its
+    ``reward_model`` float64 (S, A, N_SETS); ``term_model`` float64
+    (S, A, N_TERMS), the step terms of each first visit, or None from a
+    library of format 3 or older; ``record`` its
     :class:`~lever.library.PolicyRecord`. Being a support log itself, it can
     be passed whole as ``support=`` to :func:`add_policy`.
     """
@@ -79,6 +82,7 @@ class PolicyArrays:
     visits: np.ndarray
     next_state: np.ndarray
     reward_model: np.ndarray
+    term_model: np.ndarray | None = None
 
 
 def export_policy(library: PolicyLibrary, policy_id: int) -> PolicyArrays:
@@ -95,7 +99,8 @@ def export_policy(library: PolicyLibrary, policy_id: int) -> PolicyArrays:
     return PolicyArrays(record, np.array(tables.q[row]),
                         np.array(tables.q_vector[row]) if record.vector_q else None,
                         np.array(tables.visits[row]), np.array(tables.next_state[row]),
-                        np.array(tables.reward_model[row]))
+                        np.array(tables.reward_model[row]),
+                        None if tables.term_model is None else np.array(tables.term_model[row]))
 
 
 def add_policy(library: PolicyLibrary, q, objective: ObjectiveLike, layout=None, *, q_vector=None,
@@ -141,7 +146,9 @@ def add_policy(library: PolicyLibrary, q, objective: ObjectiveLike, layout=None,
                           source="added", vector_q=has_vector, label=label)
     row = {"policy_ids": np.array([record.policy_id], dtype=np.int64), "q": q_cast[None],
            "q_vector": vector_cast[None], "visits": log.visits[None], "next_state": log.next_state[None],
-           "reward_model": log.reward_model[None], "psi": features.psi, "psi_steps": features.steps,
+           "reward_model": log.reward_model[None],
+           **({} if log.term_model is None else {"term_model": log.term_model[None]}),
+           "psi": features.psi, "psi_steps": features.steps,
            "psi_ends": features.ends}
     with exclusive_lock(library.root, "library", wait=LOCK_WAIT_S):
         _write(library, grid, record, row)
@@ -218,16 +225,19 @@ def _write(library: PolicyLibrary, layout: Layout, record: PolicyRecord, row: di
     current = {"policy_ids": tables.policy_ids, "q": tables.q, "q_vector": tables.q_vector,
                "visits": tables.visits, "next_state": tables.next_state, "reward_model": tables.reward_model,
                "psi": features.psi, "psi_steps": features.steps, "psi_ends": features.ends}
+    with_terms = library.has_terms  # an older library stays without terms, in its own version
+    if with_terms:
+        current["term_model"] = tables.term_model
     stacked = {name: np.concatenate([np.asarray(current[name]), row[name].astype(current[name].dtype)])
                for name in current}
     stacked["canonical_states"] = np.asarray(library.canonical_states(layout.id))
-    names = list(layout_arrays(library.spec, layout.n_states, 0))
+    names = list(layout_arrays(library.spec, layout.n_states, 0, layout, with_terms))
     superseded = [array_file(layout.id, name, old) for name in names]
     files = {name: value for name, value in doc["files"].items() if name not in superseded}
-    files.update(write_layout_arrays(root, library.spec, layout, stacked, new))
+    files.update(write_layout_arrays(root, library.spec, layout, stacked, new, with_terms))
     entry["n_policies"] += 1
     entry["generation"] = new
-    write_json(root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION, {
+    write_json(root / MANIFEST, LIBRARY_FORMAT, LIBRARY_VERSION if with_terms or library.spec.tabular else 3, {
         "spec": doc["spec"], "layouts": entries, "files": files,
         "records": [r.to_json() for r in library.records] + [record.to_json()]})
     for name in superseded:

@@ -89,20 +89,23 @@ def _train_one(spec_doc: dict, policy_id: int, staging: str) -> tuple[int, float
     arrays = {"key": np.array(_shard_key(spec, policy_id)), "layout_id": np.array(layout.id),
               "q": q, "q_vector": q_vector, "visits": policy.visits,
               "next_state": policy.next_state, "reward_model": policy.reward_model,
-              "greedy_return": greedy, "train_time": np.array(policy.wall_time)}
+              "greedy_return": greedy, "train_time": np.array(policy.wall_time),
+              **({} if policy.term_model is None else {"term_model": policy.term_model})}
     atomic_write(_shard_path(Path(staging), policy_id), lambda h: np.savez(h, **arrays), binary=True)
     return policy_id, float(policy.wall_time)
 
 
-def _read_shard(path: Path, key: str) -> dict | None:
-    """The arrays of a staged policy, or None when it is missing, unreadable or from another build."""
+def _read_shard(path: Path, key: str, with_terms: bool = True) -> dict | None:
+    """The arrays of a staged policy, or None when it is missing, unreadable or from another build.
+
+    ``with_terms``: the policy must hold ``term_model`` (a GridWorld's; a tabular world logs none)."""
     try:
         with np.load(path) as shard:
             arrays = {name: shard[name] for name in shard.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None
-    if str(arrays.get("key", "")) != key:
-        return None
+    if str(arrays.get("key", "")) != key or (with_terms and "term_model" not in arrays):
+        return None  # another build's, or staged before the step terms were logged: trained again
     return arrays
 
 
@@ -237,7 +240,7 @@ def _train_missing(spec: BuildSpec, staging: Path, jobs: int | None, progress: b
     """Train and stage every policy the staging folder lacks, reporting each policy (staged ones first)."""
     staged_times: dict[int, float] = {}
     for policy_id in range(spec.n_policies):
-        shard = _read_shard(_shard_path(staging, policy_id), _shard_key(spec, policy_id))
+        shard = _read_shard(_shard_path(staging, policy_id), _shard_key(spec, policy_id), not spec.tabular)
         if shard is not None:
             staged_times[policy_id] = float(shard["train_time"])
     pending = [p for p in range(spec.n_policies) if p not in staged_times]
@@ -299,7 +302,7 @@ def finalize(root: Path, spec: BuildSpec, layouts: list[Layout | TabularWorld], 
 
 def _staged(spec: BuildSpec, staging: Path, policy_id: int, layout: Layout | TabularWorld) -> dict:
     """The staged arrays of one policy of ``layout``; LeverError if missing or of another layout."""
-    shard = _read_shard(_shard_path(staging, policy_id), _shard_key(spec, policy_id))
+    shard = _read_shard(_shard_path(staging, policy_id), _shard_key(spec, policy_id), not spec.tabular)
     if shard is None:
         raise LeverError(f"{_shard_path(staging, policy_id)}: staged policy went missing during the build")
     if str(shard["layout_id"]) != layout.id:
@@ -311,8 +314,8 @@ def _staged(spec: BuildSpec, staging: Path, policy_id: int, layout: Layout | Tab
 def _write_layout(root: Path, spec: BuildSpec, layout: Layout | TabularWorld, ids: list[int], shards: dict) -> dict[str, dict]:
     """Write one layout's folder (its arrays, then layout.json); returns the manifest's file entries."""
     folder = root / "layouts" / layout.id
-    stacked = {name: np.stack([shards[p][name] for p in ids])
-               for name in ("q", "q_vector", "visits", "next_state", "reward_model")}
+    names = ("q", "q_vector", "visits", "next_state", "reward_model") + (() if spec.tabular else ("term_model",))
+    stacked = {name: np.stack([shards[p][name] for p in ids]) for name in names}
     stacked["policy_ids"] = np.array(ids, dtype=np.int64)
     features = embed_policies(layout, stacked["q"], config=spec.embedding)
     stacked["canonical_states"] = canonical_states(layout, spec.embedding.n_states, spec.embedding.seed)
@@ -325,11 +328,12 @@ def _write_layout(root: Path, spec: BuildSpec, layout: Layout | TabularWorld, id
 
 
 def write_layout_arrays(root: Path, spec: BuildSpec, layout: Layout | TabularWorld, stacked: dict[str, np.ndarray],
-                        generation: int) -> dict[str, dict]:
+                        generation: int, with_terms: bool = True) -> dict[str, dict]:
     """Write every array of :func:`layout_arrays` from ``stacked`` (name → array, rows = policies), each
-    atomically under its name at ``generation`` (:func:`array_file`); returns the manifest's file entries."""
+    atomically under its name at ``generation`` (:func:`array_file`); returns the manifest's file entries.
+    ``with_terms`` False: without ``term_model`` (adding to a library of format 3 or older)."""
     files = {}
-    for name in layout_arrays(spec, layout.n_states, len(stacked["policy_ids"]), layout):
+    for name in layout_arrays(spec, layout.n_states, len(stacked["policy_ids"]), layout, with_terms):
         relative = array_file(layout.id, name, generation)
         path = root / relative
         array = np.ascontiguousarray(stacked[name])

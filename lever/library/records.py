@@ -13,20 +13,25 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
+from ..kernels.world import N_TERMS
 from ..worlds.objectives import Objective
 from .spec import BuildSpec
 
 
 def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int,
-                  world=None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+                  world=None, with_terms: bool = True) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Name → (shape, dtype) of every array a layout's folder holds, in the order they are written.
 
     ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
     in the spec's Q dtype; ``visits`` int64 (P, S, A); ``next_state`` int32
     (P, S, A); ``reward_model`` float64 (P, S, A, N_SETS); ``canonical_states``
     int64 (K,); ``psi`` float64 (P, K, D); ``psi_steps`` int32 (P, K);
-    ``psi_ends`` int8 (P, K). Of a tabular ``world``: A its actions, N_SETS,
-    C and D its d components, K at most its non-terminal states.
+    ``psi_ends`` int8 (P, K); ``term_model`` float64 (P, S, A, N_TERMS),
+    the GridWorld's step terms on each pair's first visit (format 4 on;
+    ``with_terms`` False lists the arrays of an older library, which lacks
+    it). Of a tabular ``world``: A its actions, N_SETS, C and D its d
+    components, K at most its non-terminal states, and no ``term_model``
+    (a table world has no episode state to relabel).
     """
     n, S, A, C = n_policies, n_states, N_ACTIONS, N_COMPONENTS
     K, D = spec.embedding.n_states, spec.embedding.feature_dim
@@ -34,12 +39,14 @@ def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int,
     if world is not None and spec.tabular:
         A, C, D, sets = world.n_actions, world.n_components, world.n_components, world.n_components
         K = min(K, world.n_states - len(world.terminal_states))
+        with_terms = False
     q_dtype = np.dtype(spec.q_dtype)
     return {"policy_ids": ((n,), np.dtype(np.int64)), "q": ((n, S, A), q_dtype),
             "visits": ((n, S, A), np.dtype(np.int64)), "next_state": ((n, S, A), np.dtype(np.int32)),
             "reward_model": ((n, S, A, sets), np.dtype(np.float64)), "q_vector": ((n, S, A, C), q_dtype),
             "canonical_states": ((K,), np.dtype(np.int64)), "psi": ((n, K, D), np.dtype(np.float64)),
-            "psi_steps": ((n, K), np.dtype(np.int32)), "psi_ends": ((n, K), np.dtype(np.int8))}
+            "psi_steps": ((n, K), np.dtype(np.int32)), "psi_ends": ((n, K), np.dtype(np.int8)),
+            **({"term_model": ((n, S, A, N_TERMS), np.dtype(np.float64))} if with_terms else {})}
 
 
 def array_file(layout_id: str, name: str, generation: int = 0) -> str:
@@ -100,8 +107,10 @@ class PolicyTables:
     or None in the library's Q dtype (float32 by default); ``visits`` int64
     (P, S, A); ``next_state`` int32 (P, S, A), -1 where unknown;
     ``reward_model`` float64 (P, S, A, N_SETS). ``has_vector_q`` bool (P,):
-    whether each row's vector Q is real (None: every row's is). Memory-mapped
-    and read-only when opened from disk.
+    whether each row's vector Q is real (None: every row's is); ``term_model``
+    float64 (P, S, A, N_TERMS), the step terms on each first visit, or None
+    (a library of format 3 or older). Memory-mapped and read-only when
+    opened from disk.
     """
 
     policy_ids: np.ndarray
@@ -111,6 +120,7 @@ class PolicyTables:
     reward_model: np.ndarray
     q_vector: np.ndarray | None
     has_vector_q: np.ndarray | None = None
+    term_model: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.policy_ids.shape[0])

@@ -1,6 +1,6 @@
 """The policy library on disk: its format, the checks made on opening, and read access.
 
-Directory format (``LIBRARY_VERSION`` 3)::
+Directory format (``LIBRARY_VERSION`` 4)::
 
     ROOT/manifest.json                 format, version, build spec, layouts (with the
                                        generation of their arrays), records,
@@ -23,7 +23,12 @@ the layout's arrays anew under the next generation's names, then the
 manifest, then removes the superseded generation, so a crash at any point
 leaves a library that opens as before or as after. Version-2 libraries
 (no added policies, every layout at generation 0) still open; the first
-policy added rewrites their manifest in version 3.
+policy added rewrites their manifest in version 3. Version-2 and -3
+libraries lack the ``term_model`` arrays (the step terms of each first
+visit, version 4): they open, and everything works on them but phase
+planning (:mod:`lever.phase_plan`), which refuses them with a
+:class:`LeverError` that says to rebuild; a policy added to one is stored
+without terms, and the manifest keeps its version.
 
 One process writes a library at a time (a build, an index rebuild: the
 exclusive lock); opening takes the shared lock while it reads and checks
@@ -57,12 +62,14 @@ from .records import PolicyRecord, PolicyTables, array_file, layout_arrays
 from .spec import BuildSpec
 
 __all__ = ["INDEX_DIR", "LIBRARY_FORMAT", "LIBRARY_VERSION", "LOCK_WAIT_S", "MANIFEST", "READABLE_VERSIONS",
-           "STAGING", "PolicyLibrary", "PolicyRecord", "PolicyTables", "array_file", "layout_arrays"]
+           "STAGING", "TERMS_VERSION", "PolicyLibrary", "PolicyRecord", "PolicyTables", "array_file", "layout_arrays"]
 
 LIBRARY_FORMAT = "lever-policy-library"
-LIBRARY_VERSION = 3  # 3: added policies (record source, vector_q, label; layout generations)
+LIBRARY_VERSION = 4  # 4: term_model (the step terms of each first visit); 3: added policies
 #: Manifest versions this lever opens (2: rewards of every component set, the study's rules).
-READABLE_VERSIONS = (2, 3)
+READABLE_VERSIONS = (2, 3, 4)
+#: The first manifest version whose layouts hold ``term_model``.
+TERMS_VERSION = 4
 MANIFEST = "manifest.json"
 #: Folder of an unfinished build inside the library's root.
 STAGING = ".staging"
@@ -90,6 +97,7 @@ class PolicyLibrary:
         self._layouts = layouts
         self._arrays = arrays
         self.fingerprint = fingerprint
+        self.version = LIBRARY_VERSION
         self._index: PolicyIndex | None = None
         self._nbytes: int | None = None
 
@@ -154,6 +162,7 @@ class PolicyLibrary:
                 raise FileFormatError(f"{root / 'layouts' / layout_id / 'policy_ids.npy'}: policy ids do not "
                                       f"match the manifest's records of layout {layout_id}")
         library = cls(root, spec, records, layouts, arrays, checked.fingerprint)
+        library.version = checked.version
         library._nbytes = int(sum(entry["bytes"] for entry in checked.files.values()))
         return library
 
@@ -182,7 +191,8 @@ class PolicyLibrary:
     def _open_arrays(cls, root: Path, checked: Manifest, spec: BuildSpec, layout: Layout,
                      n: int) -> dict[str, np.ndarray]:
         loaded = {}
-        for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n, layout).items():
+        with_terms = checked.version >= TERMS_VERSION
+        for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n, layout, with_terms).items():
             path = cls._listed(root, checked, array_file(layout.id, name, checked.generations[layout.id]))
             array = _load_npy(path)
             if array.shape != shape or array.dtype != dtype:
@@ -200,6 +210,11 @@ class PolicyLibrary:
                                       f"{entry['dtype']} {tuple(entry['shape'])}")
 
     # -- access ---------------------------------------------------------------
+    @property
+    def has_terms(self) -> bool:
+        """Whether the library logs the step terms of each first visit (format 4 on), which phase planning needs."""
+        return self.version >= TERMS_VERSION and not self.spec.tabular
+
     def _layout_arrays(self, layout_id: str) -> dict[str, np.ndarray]:
         if layout_id not in self._arrays:
             raise LeverError(f"layout {layout_id!r} is not in this library; layouts: "
@@ -216,7 +231,7 @@ class PolicyLibrary:
         a = self._layout_arrays(layout_id)
         has_vector_q = np.array([r.vector_q for r in self.records_for(layout_id)], dtype=bool)
         return PolicyTables(a["policy_ids"], a["q"], a["visits"], a["next_state"], a["reward_model"],
-                            a["q_vector"], has_vector_q)
+                            a["q_vector"], has_vector_q, a.get("term_model"))
 
     def features(self, layout_id: str) -> SuccessorFeatures:
         """Successor features of the layout's policies from its canonical states (rows as in tables)."""

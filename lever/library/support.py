@@ -22,6 +22,12 @@ in one of three ways:
   against the world: every next state must be where the world leads, and
   the rewards of the sets without gold and lever must be the world's.
 
+Each log also holds the step terms of each first visit (``term_model``,
+what the rules read; phase planning relabels them). A given log that lacks
+them (an export of an older library) gets the terms of the starting
+context, as given pairs do; given terms must agree with the world on the
+terms that depend on the cells alone.
+
 Entries outside the support are stored as -1 (next state) and 0 (rewards).
 Pairs at cells no agent acts from (walls, hazards, the exit) are refused.
 """
@@ -38,10 +44,13 @@ from ..kernels.constants import EXIT, HAZARD, HISTORY_BITS, N_ACTIONS, N_SETS, W
 from ..kernels.rollout import greedy_policy
 from ..kernels.support import log_pairs_from_start, replay_greedy_log
 from ..kernels.table import replay_greedy_log_table
+from ..kernels.world import N_TERMS, T_AT_EXIT, T_D_EXIT, T_D_LEVER, T_H_DIFF, T_N_GOLD, T_OUTCOME
 from ..worlds.tabular import TabularWorld
 
 #: Component sets whose reward does not depend on the episode's history (no gold, no lever), by mask.
 HISTORY_FREE_SETS = np.array([m for m in range(N_SETS) if not m & HISTORY_BITS])
+#: Terms of a step that depend on the cells alone (not on the gold taken or the lever).
+HISTORY_FREE_TERMS = np.array([T_OUTCOME, T_D_EXIT, T_D_LEVER, T_H_DIFF, T_AT_EXIT, T_N_GOLD])
 #: Largest difference accepted between a given history-free reward and the world's.
 REWARD_TOLERANCE = 1e-9
 
@@ -52,12 +61,15 @@ class SupportLog:
 
     ``visits`` int64 (S, A), > 0 on the support; ``next_state`` int32 (S, A),
     -1 outside it; ``reward_model`` float64 (S, A, N_SETS), every set's
-    reward (indexed by mask) as logged, zeros outside it.
+    reward (indexed by mask) as logged, zeros outside it; ``term_model``
+    float64 (S, A, N_TERMS), the step's terms as logged, zeros outside it
+    (None: not logged; :func:`checked_log` then gives the start context's).
     """
 
     visits: np.ndarray
     next_state: np.ndarray
     reward_model: np.ndarray
+    term_model: np.ndarray | None = None
 
     @property
     def support(self) -> np.ndarray:
@@ -70,9 +82,9 @@ def replay_support(layout: Layout, q: np.ndarray) -> SupportLog:
     actions = greedy_policy(np.ascontiguousarray(q))
     n = layout.n_states
     log = SupportLog(np.zeros((n, N_ACTIONS), dtype=np.int64), np.full((n, N_ACTIONS), -1, dtype=np.int32),
-                     np.zeros((n, N_ACTIONS, N_SETS)))
+                     np.zeros((n, N_ACTIONS, N_SETS)), np.zeros((n, N_ACTIONS, N_TERMS)))
     replay_greedy_log(layout.world, layout.start, actions, layout.max_steps, log.visits, log.next_state,
-                      log.reward_model)
+                      log.reward_model, log.term_model)
     return log
 
 
@@ -82,16 +94,19 @@ def pairs_support(layout: Layout, support) -> SupportLog:
     n = layout.n_states
     next_state = np.full((n, N_ACTIONS), -1, dtype=np.int32)
     reward_model = np.zeros((n, N_ACTIONS, N_SETS))
-    log_pairs_from_start(layout.world, visits > 0, next_state, reward_model)
-    return SupportLog(visits, next_state, reward_model)
+    term_model = np.zeros((n, N_ACTIONS, N_TERMS))
+    log_pairs_from_start(layout.world, visits > 0, next_state, reward_model, term_model)
+    return SupportLog(visits, next_state, reward_model, term_model)
 
 
 def checked_log(layout: Layout, log) -> SupportLog:
     """A given log (any object with ``visits``, ``next_state`` and ``reward_model``), checked against the world.
 
     LeverError if a shape or dtype is wrong, a next state is not where the
-    world leads, a reward is not finite, or a history-free set's reward
-    differs from the world's by more than :data:`REWARD_TOLERANCE`.
+    world leads, a reward or term is not finite, or a history-free set's
+    reward or a history-free term (:data:`HISTORY_FREE_TERMS`) differs from
+    the world's by more than :data:`REWARD_TOLERANCE`. A log without
+    ``term_model`` (or with None there) gets the starting context's terms.
     """
     visits = checked_visits(layout, log.visits)
     supported = visits > 0
@@ -118,7 +133,24 @@ def checked_log(layout: Layout, log) -> SupportLog:
         raise LeverError(f"reward_model[{s}, {a}, {int(HISTORY_FREE_SETS[j])}] is {rewards[s, a, HISTORY_FREE_SETS[j]]}"
                          f", but the world gives {world.reward_model[s, a, HISTORY_FREE_SETS[j]]} for that set, "
                          f"whatever the history: the log is not of layout {layout.id}")
-    return SupportLog(visits, np.where(supported, next_state, -1).astype(np.int32), rewards)
+    terms = getattr(log, "term_model", None)
+    if terms is None:
+        terms = world.term_model
+    else:
+        terms = np.asarray(terms)
+        if terms.shape != shape + (N_TERMS,) or not np.issubdtype(terms.dtype, np.floating):
+            raise LeverError(f"term_model must be float {shape + (N_TERMS,)}, got {terms.dtype} {terms.shape}")
+        terms = np.where(supported[..., None], terms.astype(np.float64), 0.0)
+        if not np.all(np.isfinite(terms)):
+            raise LeverError("term_model holds NaN or infinity on the support")
+        gap = np.abs(terms[..., HISTORY_FREE_TERMS] - world.term_model[..., HISTORY_FREE_TERMS])
+        if gap.max(initial=0.0) > REWARD_TOLERANCE:
+            s, a, j = (int(x) for x in np.unravel_index(int(np.argmax(gap)), gap.shape))
+            raise LeverError(f"term_model[{s}, {a}, {int(HISTORY_FREE_TERMS[j])}] is "
+                             f"{terms[s, a, HISTORY_FREE_TERMS[j]]}, but the world gives "
+                             f"{world.term_model[s, a, HISTORY_FREE_TERMS[j]]} whatever the history: the log "
+                             f"is not of layout {layout.id}")
+    return SupportLog(visits, np.where(supported, next_state, -1).astype(np.int32), rewards, terms)
 
 
 def checked_visits(layout: Layout, support) -> np.ndarray:

@@ -5,7 +5,10 @@ baseline, timed), runs the study's strategies (the hybrid-k sweep: k = 1 is
 targeted, k = 3 hybrid, k = 5 exhaustive), composes the chosen entries by
 unweighted Q-sum, and evaluates every composed policy with one greedy
 episode in the true environment. It also runs the controlled experiments
-behind the study's findings 2 and 3 (see :data:`EXPERIMENTS`). The output is
+behind the study's findings 2 and 3 (see :data:`EXPERIMENTS`), with
+lever's own remedy for finding 3 beside them: planning on the
+phase-augmented state (:mod:`lever.phase_plan`, rows ``<method>+phase-plan``),
+also on the thinned libraries. The output is
 a list of tidy rows (one per experiment, query, mode and method), plain
 dicts with the columns of :data:`COLUMNS`.
 """
@@ -18,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..compose import compose_actions, offline_evaluate, plan_on_support
+from ..phase_plan import phase_plan_on_support
 from ..evaluation import rollout
 from ..worlds.grid import Layout
 from ..kernels import constants as K
@@ -28,8 +32,8 @@ from ..training import TrainConfig, train
 from .library import SnapshotLibrary, train_runs
 
 #: What each row belongs to: the study's protocol (with its k-sweep), the two coverage
-#: ablations (finding 2) and the long-horizon comparison (finding 3).
-EXPERIMENTS = ("protocol", "snapshot_cap", "thinning", "long_horizon")
+#: ablations (finding 2), the long-horizon comparison (finding 3) and the same on thinned supports.
+EXPERIMENTS = ("protocol", "snapshot_cap", "thinning", "long_horizon", "long_horizon_thinning")
 #: Support thinning fractions of the second coverage ablation.
 THIN_FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8)
 #: The discount of planning on the support and of the value-propagating scratch baseline.
@@ -163,7 +167,8 @@ class CellRunner:
         return rows
 
     def long_horizon(self, library: SnapshotLibrary) -> list[dict]:
-        """Finding 3: the lever query composed, planned on the union support, and trained at γ = 0.99."""
+        """Finding 3: the lever query composed, planned on the union support (by cell, and by (cell,
+        lever phase)), and trained at γ = 0.99."""
         rows = []
         objective = Objective.parse(LONG_QUERY)
         long_queries = [q for q in self.queries if q.query == LONG_QUERY]
@@ -183,7 +188,21 @@ class CellRunner:
                                      time_s=choice.time_s + planning, combinations_tried=choice.tried,
                                      members="|".join(library.entries[r].label for r in choice.rows),
                                      **outcome(self.layout, plan.actions, objective, self.rules)))
+                rows.append(self.phase_plan_row(library, query, choice, k, "long_horizon"))
         return rows
+
+    def phase_plan_row(self, library: SnapshotLibrary, query: Query, choice: Choice, k: int, experiment: str,
+                       **extra) -> dict:
+        """The row of ``choice`` planned on (cell, lever phase) at γ = 0.99; time = search + planning."""
+        objective = Objective.parse(query.query)
+        began = time.perf_counter()
+        plan = phase_plan_on_support(library.stack, choice.rows, objective, self.rules, gamma=LONG_GAMMA)
+        planning = time.perf_counter() - began
+        return self.row(experiment, query, f"{method_name(k)}+phase-plan", k=k, gamma=LONG_GAMMA,
+                        time_s=choice.time_s + planning, combinations_tried=choice.tried,
+                        union_coverage=choice.covered / self.pairs,
+                        members="|".join(library.entries[r].label for r in choice.rows),
+                        **outcome(self.layout, plan.actions, objective, self.rules), **extra)
 
     def coverage_ablations(self, library: SnapshotLibrary) -> list[dict]:
         """Finding 2: hybrid(3) on libraries cut at snapshot episode e, and on thinned supports."""
@@ -198,6 +217,28 @@ class CellRunner:
             thinned = library.thinned(fraction, seed=1000 * self.seed + i)
             for query in self.queries:
                 rows.append(self.composed_row(thinned, query, HYBRID_K, "thinning", thin_fraction=fraction))
+            rows += self.long_horizon_thinned(thinned, fraction)
+        return rows
+
+    def long_horizon_thinned(self, thinned: SnapshotLibrary, fraction: float) -> list[dict]:
+        """The lever query on a thinned library: hybrid(3) composed, planned by cell and by (cell, phase)."""
+        rows = []
+        objective = Objective.parse(LONG_QUERY)
+        for query in (q for q in self.queries if q.query == LONG_QUERY):
+            choice = search(thinned, query, HYBRID_K, objective, self.rules, self.operator)
+            base = dict(k=HYBRID_K, combinations_tried=choice.tried, union_coverage=choice.covered / self.pairs,
+                        members="|".join(thinned.entries[r].label for r in choice.rows), thin_fraction=fraction)
+            rows.append(self.row("long_horizon_thinning", query, method_name(HYBRID_K), time_s=choice.time_s,
+                                 offline_return=choice.offline_return, gamma=0.0,
+                                 **outcome(self.layout, choice.actions, objective, self.rules), **base))
+            began = time.perf_counter()
+            plan = plan_on_support(thinned.stack, choice.rows, objective, self.rules, gamma=LONG_GAMMA)
+            planning = time.perf_counter() - began
+            rows.append(self.row("long_horizon_thinning", query, f"{method_name(HYBRID_K)}+plan", gamma=LONG_GAMMA,
+                                 time_s=choice.time_s + planning,
+                                 **outcome(self.layout, plan.actions, objective, self.rules), **base))
+            rows.append(self.phase_plan_row(thinned, query, choice, HYBRID_K, "long_horizon_thinning",
+                                            thin_fraction=fraction))
         return rows
 
 

@@ -83,7 +83,8 @@ def _saved_run(path: Path, layout: Layout, objective: str, config: TrainConfig) 
         policy = TrainedPolicy.load(path)
     except FileFormatError:
         return None  # a damaged file is trained again
-    same = policy.layout_id == layout.id and policy.objective.name == objective and policy.config == config
+    same = policy.layout_id == layout.id and policy.objective.name == objective and policy.config == config \
+        and policy.term_model is not None  # a run saved before the step terms were logged is trained again
     return policy if same else None
 
 
@@ -184,5 +185,6 @@ class SnapshotLibrary:
             thinned.append(replace(entry, policy=replace(
                 policy, visits=np.where(keep, policy.visits, 0),
                 next_state=np.where(keep, policy.next_state, -1).astype(np.int32),
-                reward_model=np.where(keep[..., None], policy.reward_model, 0.0))))
+                reward_model=np.where(keep[..., None], policy.reward_model, 0.0),
+                term_model=None if policy.term_model is None else np.where(keep[..., None], policy.term_model, 0.0))))
         return SnapshotLibrary.of(self.layout, thinned, self.train_times)

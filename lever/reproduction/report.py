@@ -144,9 +144,10 @@ def coverage_table(rows, experiment: str, column: str) -> str:
 
 
 def long_horizon_table(rows) -> str:
-    """Markdown: the lever query per mode and method: lever-pull, exit rate and return."""
-    lines = ["| mode | method | γ | pulled the lever | reached exit | true return (mean over seeds and budgets) |",
-             "|---|---|---|---|---|---|"]
+    """Markdown: the lever query per mode and method: lever-pull, exit rate, return and median time per query."""
+    lines = ["| mode | method | γ | pulled the lever | reached exit | true return (mean over seeds and budgets) "
+             "| time per query (median) |",
+             "|---|---|---|---|---|---|---|"]
     for mode in MODES:
         base = [r for r in rows if r["query"] == LONG_QUERY and r["mode"] == mode and (
             (r["experiment"] == "protocol" and (r["method"] == "scratch" or r["k"] in METHOD_K.values()))
@@ -155,9 +156,84 @@ def long_horizon_table(rows) -> str:
         for experiment, method in methods:
             sub = [r for r in base if (r["experiment"], r["method"]) == (experiment, method)]
             gamma = "0.99" if experiment == "long_horizon" else "0"
+            median = float(np.median([float(r["time_s"]) for r in sub])) if sub else float("nan")
             lines.append(f"| {mode} | {method} | {gamma} | {_mean(sub, 'pulled_lever'):.0%} | "
-                         f"{_mean(sub, 'reached_exit'):.0%} | {_fmt(_mean(sub, 'true_return'))} |")
+                         f"{_mean(sub, 'reached_exit'):.0%} | {_fmt(_mean(sub, 'true_return'))} | {_time(median)} |")
     return "\n".join(lines)
+
+
+def long_horizon_summary(rows) -> str:
+    """Plain sentences: what hybrid planning by cell and by (cell, lever phase) give the lever query against
+    scratch at γ = 0.99 (every mode, seed and budget pooled), and what each costs per query."""
+    group = _select(rows, experiment="long_horizon", query=LONG_QUERY)
+    scratch = _select(group, method="scratch")
+    parts = []
+    for method, name in (("hybrid+plan", "Planning by cell"), ("hybrid+phase-plan", "Planning by (cell, lever phase)")):
+        sub = _select(group, method=method)
+        if not sub:
+            continue
+        median = float(np.median([float(r["time_s"]) for r in sub]))
+        parts.append(f"{name} (hybrid, k = 3) pulls the lever in {_mean(sub, 'pulled_lever'):.0%} of episodes, "
+                     f"reaches the exit in {_mean(sub, 'reached_exit'):.0%} and returns "
+                     f"{_fmt(_mean(sub, 'true_return'))} on average, at {_time(median)} per query (median, the "
+                     f"search included).")
+    if scratch and parts:
+        training = float(np.median([float(r["time_s"]) for r in scratch]))
+        parts.append(f"Training from scratch at γ = 0.99 pulls it in {_mean(scratch, 'pulled_lever'):.0%}, reaches "
+                     f"the exit in {_mean(scratch, 'reached_exit'):.0%} and returns "
+                     f"{_fmt(_mean(scratch, 'true_return'))}, in {_time(training)} of training per query (median).")
+    return " ".join(parts)
+
+
+def _thinned_long_horizon(rows) -> dict:
+    """method → [(thin fraction, mean union coverage, exit rate, lever-pull rate, mean return)] of the
+    lever query on thinned libraries, fractions ascending."""
+    group = _select(rows, experiment="long_horizon_thinning")
+    out = {}
+    for method in dict.fromkeys(r["method"] for r in group):
+        sub = [r for r in group if r["method"] == method]
+        out[method] = [(level, _mean(level_rows, "union_coverage"), _mean(level_rows, "reached_exit"),
+                        _mean(level_rows, "pulled_lever"), _mean(level_rows, "true_return"))
+                       for level in sorted({r["thin_fraction"] for r in sub})
+                       if (level_rows := [r for r in sub if r["thin_fraction"] == level])]
+    return out
+
+
+def long_horizon_thinning_table(rows) -> str:
+    """Markdown: the lever query on thinned libraries, per thin fraction and method (every mode pooled)."""
+    lines = ["| thin fraction | union coverage | method | pulled the lever | reached exit | true return |",
+             "|---|---|---|---|---|---|"]
+    per_method = _thinned_long_horizon(rows)
+    levels = sorted({level for points in per_method.values() for level, *_ in points})
+    for level in levels:
+        for method, points in per_method.items():
+            for point_level, coverage, exits, pulls, ret in points:
+                if point_level == level:
+                    lines.append(f"| {level:g} | {coverage:.2f} | {method} | {pulls:.0%} | {exits:.0%} | "
+                                 f"{_fmt(ret)} |")
+    return "\n".join(lines)
+
+
+def figure_long_horizon_coverage(rows, path) -> Path:
+    """Exit and lever-pull rates of the lever query against union coverage on thinned libraries, per method."""
+    fig = Figure(figsize=(11, 4.2))
+    per_method = _thinned_long_horizon(rows)
+    for ax, (index, title) in zip(fig.subplots(1, 2), ((2, "reached the exit"), (3, "pulled the lever"))):
+        for method, points in per_method.items():
+            xs = [p[1] for p in points]
+            ax.plot(xs, [p[index] for p in points], marker="o", label=method)
+            for point in points:
+                ax.annotate(f"f={point[0]:g}", (point[1], point[index]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=7)
+        ax.set_xlabel("union coverage of the chosen combination")
+        ax.set_ylabel(f"fraction of episodes that {title}")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(f"{LONG_QUERY}: {title}, support thinned by f", fontsize=10)
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
+    return path
 
 
 def figure_coverage(rows, path) -> Path:
@@ -209,6 +285,8 @@ def write_report(rows, out: Path, setting: str, wall_time_s: float | None = None
                        lever_setting=setting, lever_gamma=gamma)
         if _select(rows, experiment="thinning"):
             figure_coverage(rows, figures / f"coverage{suffix}")
+        if _select(rows, experiment="long_horizon_thinning"):
+            figure_long_horizon_coverage(rows, figures / f"long_horizon_coverage{suffix}")
     seeds = sorted({r["seed"] for r in rows})
     config = rows[0]
     parts = [f"# lever reproduction: {setting}, seeds {', '.join(map(str, seeds))}, "
@@ -232,8 +310,15 @@ def write_report(rows, out: Path, setting: str, wall_time_s: float | None = None
     parts += ["## Finding 3: long horizons need value propagation", "",
               f"The query {LONG_QUERY} in every mode: composition (γ = 0 libraries), planning on the "
               "chosen combination's union support (value iteration, γ = 0.99, rewards relabelled from "
-              "the log) and training from scratch at γ = 0 and γ = 0.99.", "",
-              long_horizon_table(rows), ""]
+              "the log) by cell (`+plan`) and by (cell, lever pulled) with every logged step relabelled "
+              "per phase (`+phase-plan`, lever's remedy), and training from scratch at γ = 0 and γ = 0.99. "
+              "Times are per query: the search, plus the planning where there is one.", "",
+              long_horizon_table(rows), "", long_horizon_summary(rows), ""]
+    if _select(rows, experiment="long_horizon_thinning"):
+        parts += [f"The same query on libraries whose logged supports are thinned by a seeded fraction f "
+                  f"(hybrid k = 3, every mode pooled): where the phase plan stops reaching the exit.", "",
+                  long_horizon_thinning_table(rows), "",
+                  "![long-horizon coverage](figures/long_horizon_coverage.png)", ""]
     if wall_time_s is not None:
         parts.append(f"Wall time of the whole run: {wall_time_s:,.1f} s.")
     path = out / "report.md"
