@@ -61,11 +61,13 @@ def as_actions(policy, n_states: int) -> np.ndarray:
 
 
 def rollout(layout: Layout, policy, objective: ObjectiveLike = "path", rules: str = "study",
-            max_steps: int | None = None, record_path: bool = False) -> RolloutResult:
+            max_steps: int | None = None, record_path: bool = False,
+            legacy_gold_exit: bool = False) -> RolloutResult:
     """Greedy rollout of ``policy`` (Q table, action table or TrainedPolicy) from the start.
 
     Greedy ties go to the lowest action; actions of -1 in an action table
-    end the episode as a dead end. ``max_steps`` defaults to the layout's H·W.
+    end the episode as a dead end. ``max_steps`` defaults to the layout's H·W;
+    ``legacy_gold_exit``: the flat -20 gold exit penalty.
     """
     set_weights = Objective.parse(objective).set_weights(rules)
     actions = as_actions(policy, layout.n_states)
@@ -75,7 +77,7 @@ def rollout(layout: Layout, policy, objective: ObjectiveLike = "path", rules: st
     max_steps = max_steps or layout.max_steps
     set_returns = np.zeros(N_SETS)
     path = np.empty(max_steps + 1 if record_path else 0, dtype=np.int32)
-    ret, steps, end = rollout_actions(layout.world, layout.start, actions, max_steps, set_weights,
+    ret, steps, end = rollout_actions(layout.world_for(rules, legacy_gold_exit), layout.start, actions, max_steps, set_weights,
                                       set_returns, path)
     return RolloutResult(float(ret), set_returns[SINGLETONS].copy(), set_returns, int(steps), END_NAMES[end],
                          path[: steps + 1].copy() if record_path else None)

@@ -238,7 +238,7 @@ def train(layout: Layout, objective: ObjectiveLike = "path", config: TrainConfig
     snapshot_visits = np.zeros((episodes.size, n_states, N_ACTIONS), dtype=np.int64)
     rng = np.random.default_rng(config.seed)
     began = time.perf_counter()
-    train_tabular(layout.world, layout.start, masks, coefs, config.episodes,
+    train_tabular(layout.world_for(config.rules), layout.start, masks, coefs, config.episodes,
                   config.max_steps or layout.max_steps, config.alpha, config.gamma,
                   config.epsilon_start, config.epsilon_decay, config.epsilon_min,
                   config.algorithm == "sarsa", rng, config.snapshot_interval,
