@@ -276,6 +276,8 @@ class Layout:
         if not isinstance(legacy_gold_exit, (bool, np.bool_)):
             raise LeverError(f"legacy_gold_exit must be True or False, got {legacy_gold_exit!r}")
         code, offsets = _WORLD_RULES[rules]
+        if code == K.RULES_STUDY and not legacy_gold_exit:
+            return self.world
         key = (code, bool(legacy_gold_exit))
         cache = self.__dict__.setdefault("_worlds", {})
         if key not in cache:
