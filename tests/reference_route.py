@@ -95,3 +95,28 @@ def best_route(cells, start: int, union: set, objective: set, legacy: bool) -> f
 
     walk(start, set(), False, 0.0)
     return best
+
+
+def best_route_dp(cells, start: int, union: set, objective: set, legacy: bool) -> float:
+    """:func:`best_route` by dynamic programming over (cell, lever pulled, gold collected), cells in
+    ascending row + col (every move goes forward): polynomial, for layouts too large to enumerate."""
+    height, width = len(cells), len(cells[0])
+    gold_cells = [r * width + c for r in range(height) for c in range(width) if cells[r][c] == K.GOLD]
+    best_at = {(start, False, 0): 0.0}
+    best = -math.inf
+    for pos in sorted(range(height * width), key=lambda cell: sum(divmod(cell, width))):
+        for (cell, lever_on, collected), value in [(key, v) for key, v in best_at.items() if key[0] == pos]:
+            for action in range(len(MOVES)):
+                nxt = landing(cells, cell, action)
+                if (cell, action) not in union or nxt == cell or cells[nxt // width][nxt % width] == K.HAZARD:
+                    continue
+                # Which gold was taken does not matter, only how much (cells are never entered twice).
+                taken = set([g for g in gold_cells if g != nxt][:collected])
+                nxt, pulled, r, done = step(cells, cell, action, taken, lever_on, objective, legacy)
+                if done:
+                    best = max(best, value + r)
+                    continue
+                key = (nxt, pulled, collected + ("gold" in objective and nxt in gold_cells))
+                if value + r > best_at.get(key, -math.inf):
+                    best_at[key] = value + r
+    return best

@@ -14,7 +14,7 @@ from lever.kernels import constants as K
 from lever.kernels.constants import N_ACTIONS, N_SETS
 from lever.route import RouteSearch, route_action_table, topological_order
 
-from tests.reference_route import best_route, step as reference_step
+from tests.reference_route import best_route, best_route_dp, step as reference_step
 
 OBJECTIVES = ["path", "gold", "hazard", "lever", "path+gold", "path+gold+hazard", "path+gold+hazard+lever",
               "hazard+lever"]
@@ -60,6 +60,7 @@ def test_best_route_matches_exhaustive_enumeration(seed, height, width, objectiv
     env = lever.GridWorldEnv(layout, objective, rules="first-release", legacy_gold_exit=legacy)
     for b, combo in enumerate(combos):
         want = best_route(cells_of(layout), layout.start, union_pairs(stack, combo), parts, legacy)
+        assert best_route_dp(cells_of(layout), layout.start, union_pairs(stack, combo), parts, legacy) == want
         if want == -math.inf:
             assert not routes.found(b) and routes.lengths[b] == 0
             continue
@@ -96,6 +97,16 @@ def test_reference_step_is_the_env_step(seed, objective, legacy):
         assert (obs, terminated) == (pos, done) and math.isclose(got, reward, rel_tol=1e-12, abs_tol=1e-12)
         if done:
             break
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 5), objective=st.sampled_from(OBJECTIVES), legacy=st.booleans())
+def test_best_route_matches_the_reference_dp_on_the_releases_layouts(seed, objective, legacy):
+    layout = lever.Layout.generate("first-release-grid16", seed=seed)
+    stack = random_stack(layout, np.random.default_rng(seed), 2, 0.8)
+    routes = RouteSearch(stack, objective, legacy_gold_exit=legacy).search(np.array([[0, 1]]))
+    want = best_route_dp(cells_of(layout), layout.start, union_pairs(stack, (0, 1)), set(objective.split("+")), legacy)
+    assert math.isclose(routes.values[0], want, rel_tol=1e-12, abs_tol=1e-9)
 
 
 def test_topological_order_puts_every_move_forward():
