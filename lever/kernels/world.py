@@ -68,7 +68,7 @@ T_D_GOLD = 2         # Δ_gold over the gold left before the step (p' included)
 T_D_LEVER = 3        # Δ_lever
 T_H_DIFF = 4         # h(p) - h(p'), hazard neighbours
 T_GOLD_HERE = 5      # 1 if p' held gold not collected before
-T_GOLD_LEFT = 6      # gold not collected before this step (p' included)
+T_GOLD_LEFT = 6      # gold not collected before this step (p' included); first release: at the exit only
 T_PULLED_NOW = 7     # 1 if this step pulled the lever
 T_LEVER_ON = 8       # 1 if the lever is pulled after this step
 T_AT_EXIT = 9        # 1 if p' is the exit
@@ -205,7 +205,8 @@ def step(world, pos, action, gold_taken, lever_on, terms):
     near_before = unknown
     near_after = unknown
     left = 0
-    for g in range(n_gold):
+    # The first release's rules read no distance, and the gold left only at the exit: skip the O(G) scan.
+    for g in range(n_gold if world.rules == RULES_STUDY or kind == EXIT else 0):
         if gold_taken[g] == 0:
             left += 1
             db = world.gold_dist[pos, g]

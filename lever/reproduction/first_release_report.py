@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import LeverError
 from ..protocol import MODES, QUERIES
 from ..published import load_published
 from ..published_first_release import CORRECTIONS, load_first_release_published
@@ -74,7 +75,7 @@ def composed_table(rows, budget: str) -> str:
                               operator="route")
                 try:
                     theirs = published.value(budget, query.mode, query.query, seed, method)
-                except Exception:  # a seed the release did not publish
+                except LeverError:  # a seed the release did not publish
                     theirs = None
                 if ours is None:
                     cells.append("—")
