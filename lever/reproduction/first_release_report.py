@@ -48,8 +48,10 @@ def _mean_se(values) -> tuple[float, float]:
 
 def composed_matches(rows, budget: str) -> tuple[int, int]:
     """(cells where lever's route return equals the published one within MATCH_TOLERANCE, cells compared)
-    over the published (mode, query, seed, method) cells of ``budget`` that lever's rows hold."""
+    over the published (mode, query, seed, method) cells of ``budget`` that lever's rows hold (rows of
+    :data:`PUBLISHED_SETTING` only: the release published no per-seed rows of another set)."""
     published = load_first_release_published()
+    rows = [r for r in rows if r["setting"] == PUBLISHED_SETTING]
     matched = total = 0
     for _, mode, query, seed in published.cells(budget):
         for method in COMPOSED_METHODS:
