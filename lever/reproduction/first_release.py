@@ -34,7 +34,6 @@ import numpy as np
 from ..compose import compose_actions, offline_evaluate
 from ..evaluation import rollout
 from ..gridworld import Layout
-from ..objectives import Objective
 from ..protocol import (
     CANDIDATES_PER_SUBQUERY, FIRST_RELEASE_TARGETED, HYBRID_K, LIBRARY_OBJECTIVES, Query,
     first_release_log_rows, queries, top_overall,
