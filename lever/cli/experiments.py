@@ -119,8 +119,9 @@ def _print_reproduction(result) -> None:
                 print(f"{budget}: route-composed returns equal to the published ones in {matched} of {total} cells")
     else:
         print(protocol_table(result.rows))
+    figures = f", {result.out / 'figures'}" if (result.out / "figures").is_dir() else ""
     print(f"\n{len(result.config.cells)} cells ({result.resumed_cells} already done) in "
-          f"{result.wall_time_s:.1f} s: {result.out / 'results.csv'}, {result.report}, {result.out / 'figures'}")
+          f"{result.wall_time_s:.1f} s: {result.out / 'results.csv'}, {result.report}{figures}")
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
