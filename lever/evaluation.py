@@ -79,12 +79,13 @@ def as_phase_actions(table, n_states: int) -> np.ndarray:
 
 def rollout(layout: Layout | TabularWorld, policy, objective: ObjectiveLike = "path", rules: str = "study",
             max_steps: int | None = None, record_path: bool = False, gamma: float = 1.0,
-            start: int | None = None) -> RolloutResult:
+            start: int | None = None, legacy_gold_exit: bool = False) -> RolloutResult:
     """Greedy rollout of ``policy`` (Q table, action table, TrainedPolicy or ComposedPolicy) from the start.
 
     Greedy ties go to the lowest action; actions of -1 in an action table
     end the episode as a dead end. ``max_steps`` defaults to the world's
-    cap (a layout's H·W). On a GridWorld layout an integer table of shape
+    cap (a layout's H·W); ``legacy_gold_exit``: the flat -20 gold exit
+    penalty (GridWorld). On a GridWorld layout an integer table of shape
     (2, S) acts on (lever phase, cell): row 0 until the lever is pulled,
     row 1 after (a phase plan, see :mod:`lever.phase_plan`). On a
     :class:`TabularWorld` the objective is a weight vector over its
@@ -109,7 +110,8 @@ def rollout(layout: Layout | TabularWorld, policy, objective: ObjectiveLike = "p
     set_returns = np.zeros(N_SETS)
     path = np.empty(max_steps + 1 if record_path else 0, dtype=np.int32)
     kernel = rollout_phase_actions if phases else rollout_actions
-    ret, steps, end = kernel(layout.world, layout.start, actions, max_steps, set_weights, set_returns, path)
+    ret, steps, end = kernel(layout.world_for(rules, legacy_gold_exit), layout.start, actions, max_steps,
+                             set_weights, set_returns, path)
     return RolloutResult(float(ret), set_returns[SINGLETONS].copy(), set_returns, int(steps), END_NAMES[end],
                          path[: steps + 1].copy() if record_path else None)
 

@@ -51,6 +51,37 @@ METHODS: tuple[str, ...] = ("scratch", "targeted", "hybrid", "exhaustive")
 SNAPSHOT_INTERVAL = 1000
 
 
+#: The study's first public release: its library keeps, of each (budget, objective) run, the log
+#: rows at int(p × (rows − 1)) for these p (a row per snapshot plus the final row).
+FIRST_RELEASE_SNAPSHOT_FRACTIONS: tuple[float, ...] = (0.2, 0.6, 0.8)
+
+#: The first release's targeted strategy: the best entries of all sub-queries pooled, this many.
+FIRST_RELEASE_TARGETED = 2
+
+
+def first_release_log_rows(n_snapshots: int) -> tuple[int, ...]:
+    """The first release's library rows of one run with ``n_snapshots`` snapshots (row n = the final table).
+
+    int(p × n) for p in :data:`FIRST_RELEASE_SNAPSHOT_FRACTIONS`: 6, 18, 24 of
+    the 31 rows at X1 (episodes 6k/18k/24k), 30/90/120 at X5, 60/180/240 at X10.
+    """
+    if isinstance(n_snapshots, bool) or not isinstance(n_snapshots, (int, np.integer)) or n_snapshots < 0:
+        raise LeverError(f"n_snapshots must be an integer >= 0, got {n_snapshots!r}")
+    return tuple(int(p * int(n_snapshots)) for p in FIRST_RELEASE_SNAPSHOT_FRACTIONS)
+
+
+def top_overall(lists: Sequence[Sequence[int]], scores: Sequence[Sequence[float]], n: int) -> tuple[int, ...]:
+    """The first release's targeted choice: the ``n`` best of every list's entries pooled.
+
+    ``lists[j]`` are the candidates of sub-query j, ``scores[j]`` their scores;
+    sorted by score, best first, ties to the earlier list and then the earlier
+    position; the chosen entries may all come from one sub-query.
+    """
+    pooled = [(-float(score), j, i, int(entry)) for j, (entries, row_scores) in enumerate(zip(lists, scores))
+              for i, (entry, score) in enumerate(zip(entries, row_scores))]
+    return tuple(entry for *_, entry in sorted(pooled)[:n])
+
+
 def objective_components(name: str) -> tuple[str, ...]:
     """Split a canonical objective name into its components.
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import FileFormatError, LeverError
 from .fileio import read_arrays, write_arrays
-from .worlds.grid import PRESETS, Layout
+from .worlds.grid import PRESETS, Layout, setting_rules
 from .worlds.tabular import TabularWorld
 from .kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.rollout import greedy_policy
@@ -35,8 +35,14 @@ STUDY_BUDGETS = {"X1": (10_000, 0.99954), "X5": (50_000, 0.99991), "X10": (100_0
 #: grid16-dense ran 30k/150k/300k episodes; its decays are lever's choice, set
 #: (like the study's own) so that ε reaches its 0.01 floor at the end of the budget.
 DENSE_BUDGETS = {"X1": (30_000, 0.99985), "X5": (150_000, 0.99997), "X10": (300_000, 0.999985)}
+#: The first public release's own budgets (its config.py): episodes and ε decay, which end at
+#: ε 0.223 / 0.0111 / 0.0498, never at the floor.
+FIRST_RELEASE_BUDGETS = {"X1": (30_000, 0.99995), "X5": (150_000, 0.99997), "X10": (300_000, 0.99999)}
+#: The first public release trains with γ = 0.99 (its module constant GAMMA).
+FIRST_RELEASE_GAMMA = 0.99
 #: Episode budgets and ε decay by spec set and budget name.
-BUDGETS = {setting: (DENSE_BUDGETS if setting == "grid16-dense" else STUDY_BUDGETS) for setting in PRESETS}
+BUDGETS = {setting: (FIRST_RELEASE_BUDGETS if setting_rules(setting) == "first-release" else
+                     DENSE_BUDGETS if setting == "grid16-dense" else STUDY_BUDGETS) for setting in PRESETS}
 
 #: Episodes between snapshots of the tables, as in the study.
 SNAPSHOT_INTERVAL = 1000
@@ -103,13 +109,19 @@ class TrainConfig:
 
     @classmethod
     def from_budget(cls, budget: str = "X1", setting: str = "grid16", **overrides) -> "TrainConfig":
-        """The study's budget ``X1``/``X5``/``X10`` for a spec set ``setting``, plus overrides."""
+        """The study's budget ``X1``/``X5``/``X10`` for a spec set ``setting``, plus overrides.
+
+        The first release's sets also train as it does: its rules and γ = 0.99.
+        """
         if setting not in BUDGETS:
             raise LeverError(f"unknown setting {setting!r}; valid: {', '.join(BUDGETS)}")
         if budget not in BUDGETS[setting]:
             raise LeverError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS[setting])}")
         episodes, decay = BUDGETS[setting][budget]
-        return cls(**{"episodes": episodes, "epsilon_decay": decay, **overrides})
+        defaults = {"episodes": episodes, "epsilon_decay": decay}
+        if setting_rules(setting) == "first-release":
+            defaults.update(rules="first-release", gamma=FIRST_RELEASE_GAMMA)
+        return cls(**{**defaults, **overrides})
 
     def with_seed(self, seed: int) -> "TrainConfig":
         """A copy of this config with training seed ``seed``."""
@@ -260,7 +272,7 @@ def train(layout: Layout | TabularWorld, objective: ObjectiveLike = "path",
     snapshot_visits = np.zeros((episodes.size, n_states, N_ACTIONS), dtype=np.int64)
     rng = np.random.default_rng(config.seed)
     began = time.perf_counter()
-    train_tabular(layout.world, layout.start, masks, coefs, config.episodes,
+    train_tabular(layout.world_for(config.rules), layout.start, masks, coefs, config.episodes,
                   config.max_steps or layout.max_steps, config.alpha, config.gamma,
                   config.epsilon_start, config.epsilon_decay, config.epsilon_min,
                   config.algorithm == "sarsa", rng, config.snapshot_interval,

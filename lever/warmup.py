@@ -25,12 +25,14 @@ def compile_kernels() -> float:
 
     Covers stepping the env, training, rollouts, successor features, a float32
     library's composition and offline scoring, planning, and the study's
-    protocol on in-memory snapshot stacks.
+    protocol on in-memory snapshot stacks (and its first release's, with the
+    route search).
     """
     import gymnasium
 
     from .library import PolicyLibrary
     from .reproduction.cell import CellRunner
+    from .reproduction.first_release import FirstReleaseCell
     from .search import compose
 
     began = time.perf_counter()
@@ -38,6 +40,7 @@ def compile_kernels() -> float:
     env.reset(seed=0)
     env.step(0)
     CellRunner("grid8", 0, "X1", episodes=1001, ablations=False).run()
+    FirstReleaseCell("first-release-grid16", 0, ("X1",), episodes=1001, modes=("triple",)).run()
     with tempfile.TemporaryDirectory(prefix="lever-warmup-") as root:
         library = PolicyLibrary.build(root, setting="grid8", layout_seeds=(0,), episodes=50, jobs=1,
                                       progress=False)

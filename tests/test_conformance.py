@@ -102,5 +102,6 @@ def test_the_sampler_draws_the_study_layout_of_every_set_and_seed(entry):
 
 
 def test_every_spec_set_of_the_study_is_a_preset():
-    assert set(lever.PRESETS) == {"grid8", "grid16", "grid16-default", "grid16-small", "grid32", "grid16-dense"}
+    assert set(lever.PRESETS) == {"grid8", "grid16", "grid16-default", "grid16-small", "grid32", "grid16-dense",
+                                  "first-release-grid16", "first-release-grid32"}
     assert {e["spec_set"] for e in LAYOUTS["layouts"]} <= set(lever.PRESETS)

@@ -128,7 +128,14 @@ def test_unknown_preset():
 ])
 def test_bad_layout_text_is_refused(text, message):
     with pytest.raises(LeverError, match=message):
-        Layout.from_text(text)
+        Layout.from_text(text, checked=True)
+
+
+@pytest.mark.parametrize("text", ["S#E\n", "S.H\n.HE\n", "SE#L\n"])
+def test_layout_text_is_taken_as_written_unless_checked(text):
+    # The study's environment takes any grid (its traces hold grids without 4-neighbour routes).
+    layout = Layout.from_text(text)
+    assert not layout.checked and layout.to_text() == text
 
 
 def test_bad_cell_arrays_are_refused():

@@ -108,11 +108,20 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_reproduction(result) -> None:
+    from ..reproduction.first_release_report import composed_matches, means_table
     from ..reproduction.report import protocol_table
 
-    print(protocol_table(result.rows))
+    if result.config.first_release:
+        print(means_table(result.rows, result.config.setting))
+        for budget in result.config.budgets:
+            matched, total = composed_matches(result.rows, budget)
+            if total:
+                print(f"{budget}: route-composed returns equal to the published ones in {matched} of {total} cells")
+    else:
+        print(protocol_table(result.rows))
+    figures = f", {result.out / 'figures'}" if (result.out / "figures").is_dir() else ""
     print(f"\n{len(result.config.cells)} cells ({result.resumed_cells} already done) in "
-          f"{result.wall_time_s:.1f} s: {result.out / 'results.csv'}, {result.report}, {result.out / 'figures'}")
+          f"{result.wall_time_s:.1f} s: {result.out / 'results.csv'}, {result.report}{figures}")
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -155,7 +164,8 @@ def add_commands(sub) -> None:
 
     repro = sub.add_parser(
         "reproduce", help="run the study's protocol end to end and report it beside the published numbers",
-        epilog="example: lever reproduce --grid grid16 --seeds 0 1 2 3 4 --budgets X1 X5 X10 --out repro16")
+        epilog="example: lever reproduce --grid grid16 --seeds 0 1 2 3 4 --budgets X1 X5 X10 --out repro16; "
+               "the study's published configuration: --grid first-release-grid16")
     repro.add_argument("--grid", default="grid16", choices=sorted(PRESETS), help="spec set (default: grid16)")
     repro.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], metavar="SEED",
                        help="layout seeds (default: 0 1 2 3 4)")
@@ -163,7 +173,8 @@ def add_commands(sub) -> None:
                        help="budgets (default: X1 X5 X10)")
     repro.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
                        help=f"decomposition modes (default: {' '.join(MODES)})")
-    repro.add_argument("--rules", default="study", choices=RULES, help="reward rules (default: study)")
+    repro.add_argument("--rules", default="study", choices=RULES,
+                       help="reward rules (default: study; on a first-release set, the first release's)")
     repro.add_argument("--episodes", type=int, default=None,
                        help="override the budgets' episode counts (quick looks; default: the study's)")
     repro.add_argument("--no-ablations", action="store_true", help="skip the coverage ablations (finding 2)")

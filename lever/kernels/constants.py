@@ -23,6 +23,17 @@ LEFT = 2
 UP = 3
 N_ACTIONS = 4
 ACTION_NAMES = ("right", "down", "left", "up")
+# (row, col) offset of each action, in action order.
+STUDY_MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))
+# The study's first public release has its own action table: right, down and
+# their doubles; a double move looks only at its landing cell.
+FIRST_RELEASE_ACTION_NAMES = ("right", "down", "right2", "down2")
+FIRST_RELEASE_MOVES = ((0, 1), (1, 0), (0, 2), (2, 0))
+
+# Rule sets the world arrays carry (World.rules): the study's (v3, also the
+# dynamics of lever's linear rules) and its first public release's.
+RULES_STUDY = 0
+RULES_FIRST_RELEASE = 1
 
 # Reward components. An objective under the study's rules is a *set* of
 # components, written as a bit mask: component c is bit 1 << c.
@@ -66,6 +77,16 @@ GOLD_ALL_COLLECTED_BONUS = 100.0
 GOLD_MISSING_PENALTY = 10.0  # times the fraction of gold left
 LEVER_EXIT_BONUS_ON = 80.0
 LEVER_EXIT_BONUS_OFF = 20.0
+# The study's legacy gold exit rule (its flag legacy_gold_exit_penalty): a
+# flat penalty at the exit whenever gold is left, instead of the fraction.
+GOLD_MISSING_PENALTY_LEGACY = 20.0
+
+# The first public release's rules where they differ from the above: a bump
+# costs 1.0 whatever the set (and nothing else); the hazard term is a level,
+# this many points off per hazard beside the landing cell; path's step cost.
+FIRST_RELEASE_BUMP_REWARD = -1.0
+FIRST_RELEASE_HAZARD_LEVEL = 2.0
+FIRST_RELEASE_STEP_COST_PATH = 1.0
 
 # Why a rollout ended, as int8 codes in every rollout kernel's ``ends`` output
 # (also stored in library files as ``psi_ends``: do not renumber).

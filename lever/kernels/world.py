@@ -13,6 +13,12 @@ rules look at (the distance changes, what was entered, what is left);
 components (a bit mask) under the study's rules. The rules are not additive
 (a component's exit guidance switches with the others in the set), so the
 reward of every set is what a logged step keeps (:func:`set_rewards`).
+
+A World also carries its rule set (``rules``, a ``RULES_*`` code): the
+study's first public release moves by its own action table (:func:`move_table`
+with its offsets) and rewards by :func:`first_release_reward`; :func:`step`
+passes the code on in ``terms``, so :func:`set_reward` needs nothing else.
+``legacy_gold_exit`` selects the study's flat -20 gold exit penalty.
 """
 
 from typing import NamedTuple
@@ -21,11 +27,12 @@ import numpy as np
 from numba import njit, prange
 
 from .constants import (
-    BUMP_REWARD, DOWN, EXIT, GOLD_ALL_COLLECTED_BONUS, GOLD_BIT, GOLD_COLLECT_REWARD,
-    GOLD_MISSING_PENALTY, HAZARD, HAZARD_BIT, HAZARD_EXIT_BONUS, HAZARD_NEIGHBOUR_REWARD,
-    HAZARD_PENALTY, LEFT, LEVER, LEVER_BIT, LEVER_EXIT_BONUS_OFF, LEVER_EXIT_BONUS_ON,
-    LEVER_PULL_REWARD, N_SETS, PATH_BIT, PATH_EXIT_BONUS, RIGHT, STEP_COST_GOLD, STEP_COST_HAZARD,
-    STEP_COST_LEVER, STEP_COST_PATH, UP, WALL,
+    BUMP_REWARD, DOWN, EXIT, FIRST_RELEASE_BUMP_REWARD, FIRST_RELEASE_HAZARD_LEVEL,
+    FIRST_RELEASE_STEP_COST_PATH, GOLD_ALL_COLLECTED_BONUS, GOLD_BIT, GOLD_COLLECT_REWARD,
+    GOLD_MISSING_PENALTY, GOLD_MISSING_PENALTY_LEGACY, HAZARD, HAZARD_BIT, HAZARD_EXIT_BONUS,
+    HAZARD_NEIGHBOUR_REWARD, HAZARD_PENALTY, LEFT, LEVER, LEVER_BIT, LEVER_EXIT_BONUS_OFF,
+    LEVER_EXIT_BONUS_ON, LEVER_PULL_REWARD, N_SETS, PATH_BIT, PATH_EXIT_BONUS, RIGHT, RULES_FIRST_RELEASE,
+    RULES_STUDY, STEP_COST_GOLD, STEP_COST_HAZARD, STEP_COST_LEVER, STEP_COST_PATH, UP, WALL,
 )
 
 
@@ -37,7 +44,9 @@ class World(NamedTuple):
     a lever); gold_id int32 (S,) gold number of a cell or -1; gold_dist
     int32 (S, G), row s = BFS steps from cell s to every gold;
     hazard_neighbours int8 (S,) hazards among a cell's 4 neighbours; moves
-    int32 (S, A) the cell an action leads to (the cell itself on a bump).
+    int32 (S, A) the cell an action leads to (the cell itself on a bump);
+    rules: a ``RULES_*`` code; legacy_gold_exit: 1 for the flat -20 gold
+    exit penalty, else 0.
     """
 
     cells: np.ndarray
@@ -48,6 +57,8 @@ class World(NamedTuple):
     gold_dist: np.ndarray
     hazard_neighbours: np.ndarray
     moves: np.ndarray
+    rules: int = RULES_STUDY
+    legacy_gold_exit: int = 0
 
 
 # Entries of the ``terms`` array filled by :func:`step`.
@@ -57,12 +68,15 @@ T_D_GOLD = 2         # Δ_gold over the gold left before the step (p' included)
 T_D_LEVER = 3        # Δ_lever
 T_H_DIFF = 4         # h(p) - h(p'), hazard neighbours
 T_GOLD_HERE = 5      # 1 if p' held gold not collected before
-T_GOLD_LEFT = 6      # gold not collected before this step (p' included)
+T_GOLD_LEFT = 6      # gold not collected before this step (p' included); first release: at the exit only
 T_PULLED_NOW = 7     # 1 if this step pulled the lever
 T_LEVER_ON = 8       # 1 if the lever is pulled after this step
 T_AT_EXIT = 9        # 1 if p' is the exit
 T_N_GOLD = 10        # gold in the layout
-N_TERMS = 11
+T_H_NEXT = 11        # h(p'), hazard neighbours of the landing cell
+T_RULES = 12         # the world's RULES_* code
+T_LEGACY = 13        # 1 under the flat -20 gold exit penalty
+N_TERMS = 14
 
 MOVED = 0.0
 BUMPED = 1.0
@@ -115,6 +129,28 @@ def bfs_distances(passable, width, source):
 
 
 @njit(cache=True)
+def offset_move_table(cells, width, offsets):
+    """Cell reached by each action from each cell, int32 (S, A), for actions given as (row, col) offsets.
+
+    offsets: int64 (A, 2). Only the landing cell is looked at (a move of two
+    jumps the cell between); landing off the grid or on a wall: stay.
+    """
+    n_cells = cells.shape[0]
+    height = n_cells // width
+    moves = np.empty((n_cells, offsets.shape[0]), dtype=np.int32)
+    for cell in range(n_cells):
+        row = cell // width
+        col = cell - row * width
+        for action in range(offsets.shape[0]):
+            r = row + offsets[action, 0]
+            c = col + offsets[action, 1]
+            inside = 0 <= r < height and 0 <= c < width
+            nxt = r * width + c
+            moves[cell, action] = nxt if inside and cells[nxt] != WALL else cell
+    return moves
+
+
+@njit(cache=True)
 def move_table(cells, width):
     """Cell reached by each action from each cell, int32 (S, A); off the grid or into a wall: stay."""
     n_cells = cells.shape[0]
@@ -149,6 +185,8 @@ def step(world, pos, action, gold_taken, lever_on, terms):
     nxt = world.moves[pos, action]
     for t in range(N_TERMS):
         terms[t] = 0.0
+    terms[T_RULES] = world.rules
+    terms[T_LEGACY] = world.legacy_gold_exit
     if nxt == pos:
         terms[T_OUTCOME] = BUMPED
         return pos, lever_on, False
@@ -160,13 +198,15 @@ def step(world, pos, action, gold_taken, lever_on, terms):
     terms[T_D_EXIT] = _progress(world.dist_exit, pos, nxt)
     terms[T_D_LEVER] = _progress(world.dist_lever, pos, nxt)
     terms[T_H_DIFF] = float(world.hazard_neighbours[pos] - world.hazard_neighbours[nxt])
+    terms[T_H_NEXT] = world.hazard_neighbours[nxt]
     # d_gold over the gold left before this step; unreachable gold is ignored.
     n_gold = world.gold_dist.shape[1]
     unknown = world.cells.shape[0]  # longer than any BFS distance
     near_before = unknown
     near_after = unknown
     left = 0
-    for g in range(n_gold):
+    # The first release's rules read no distance, and the gold left only at the exit: skip the O(G) scan.
+    for g in range(n_gold if world.rules == RULES_STUDY or kind == EXIT else 0):
         if gold_taken[g] == 0:
             left += 1
             db = world.gold_dist[pos, g]
@@ -201,8 +241,11 @@ def set_reward(terms, mask):
     the lever pull, the gold, lever, hazard and path guidance (a component's
     guidance to the exit switches on only when the components before it in
     the set are done), the hazard-neighbour term, the exit bonuses and the
-    step cost of each component in the set.
+    step cost of each component in the set. A first-release step (see
+    :data:`T_RULES`) is rewarded by :func:`first_release_reward` instead.
     """
+    if terms[T_RULES] == RULES_FIRST_RELEASE:
+        return first_release_reward(terms, mask)
     outcome = terms[T_OUTCOME]
     if outcome == BUMPED:
         return BUMP_REWARD
@@ -245,11 +288,68 @@ def set_reward(terms, mask):
             uncollected = terms[T_GOLD_LEFT] - terms[T_GOLD_HERE]
             if uncollected == 0.0:
                 r += GOLD_ALL_COLLECTED_BONUS
+            elif terms[T_LEGACY] != 0.0:
+                r -= GOLD_MISSING_PENALTY_LEGACY
             else:
                 r -= GOLD_MISSING_PENALTY * uncollected / max(1.0, terms[T_N_GOLD])
         if lever:
             r += LEVER_EXIT_BONUS_ON if lever_on else LEVER_EXIT_BONUS_OFF
     return r - step_cost(mask)
+
+
+@njit(cache=True)
+def first_release_reward(terms, mask):
+    """The study's first public release's reward of one step for the component set ``mask``.
+
+    terms: float64 (N_TERMS,) from :func:`step`. A bump earns
+    FIRST_RELEASE_BUMP_REWARD and a hazard HAZARD_PENALTY whatever the set;
+    otherwise, added in this order (for bit-exact sums): the lever pull, the
+    gold collected, -2 per hazard beside the landing cell (a level, also on
+    the exit step), the exit bonuses (the gold penalty is 10 × (left / gold),
+    that product), and last the step cost built as 0.0
+    (+1.0 path) (+0.01 gold) (+0.1 hazard) (+0.1 lever). No distance terms.
+    """
+    outcome = terms[T_OUTCOME]
+    if outcome == BUMPED:
+        return FIRST_RELEASE_BUMP_REWARD
+    if outcome == HAZARD_ENTERED:
+        return HAZARD_PENALTY
+    path = (mask & PATH_BIT) != 0
+    gold = (mask & GOLD_BIT) != 0
+    hazard = (mask & HAZARD_BIT) != 0
+    lever = (mask & LEVER_BIT) != 0
+    r = 0.0
+    if lever and terms[T_PULLED_NOW] != 0.0:
+        r += LEVER_PULL_REWARD
+    if gold and terms[T_GOLD_HERE] != 0.0:
+        r += GOLD_COLLECT_REWARD
+    if hazard:
+        r += -FIRST_RELEASE_HAZARD_LEVEL * terms[T_H_NEXT]
+    if terms[T_AT_EXIT] != 0.0:
+        if path:
+            r += PATH_EXIT_BONUS
+        if hazard:
+            r += HAZARD_EXIT_BONUS
+        if gold:
+            uncollected = terms[T_GOLD_LEFT] - terms[T_GOLD_HERE]
+            if uncollected == 0.0:
+                r += GOLD_ALL_COLLECTED_BONUS
+            elif terms[T_LEGACY] != 0.0:
+                r -= GOLD_MISSING_PENALTY_LEGACY
+            else:
+                r -= GOLD_MISSING_PENALTY * (uncollected / max(1.0, terms[T_N_GOLD]))
+        if lever:
+            r += LEVER_EXIT_BONUS_ON if terms[T_LEVER_ON] != 0.0 else LEVER_EXIT_BONUS_OFF
+    cost = 0.0
+    if path:
+        cost += FIRST_RELEASE_STEP_COST_PATH
+    if gold:
+        cost += STEP_COST_GOLD
+    if hazard:
+        cost += STEP_COST_HAZARD
+    if lever:
+        cost += STEP_COST_LEVER
+    return r - cost
 
 
 @njit(cache=True, inline="always")

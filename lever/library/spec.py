@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from ..embeddings import EmbeddingConfig
 from ..errors import LeverError, check_choice
 from ..worlds.grid import PRESETS
-from ..worlds.objectives import COMPONENTS, Objective, check_rules
+from ..worlds.objectives import COMPONENTS, Objective, STUDY_WORLD_RULES, check_rules
 from ..training import ALGORITHMS, STUDY_BUDGETS, TrainConfig
 
 #: dtypes a library may store its Q tables in; the first is the default.
@@ -68,7 +68,7 @@ class BuildSpec:
             if len(set(values)) != len(values):
                 raise LeverError(f"{name} repeat an entry: {[str(v) for v in values]}")
         check_choice("algorithm", self.algorithm, ALGORITHMS)
-        check_rules(self.rules)
+        check_rules(self.rules, STUDY_WORLD_RULES)
         for objective in self.objectives:
             objective.set_weights(self.rules)  # a weighted objective under the study's rules is refused here
         if self.q_dtype not in Q_DTYPES:

@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..worlds.grid import setting_rules
 from ..protocol import MODES
 from ..published import figure_k_sweep, figure_methods, load_published
 from ..stats import bootstrap_ci, geometric_mean, paired_difference_ci
 from ..version import __version__
 from .cell import LONG_QUERY
+from .first_release_report import write_first_release_report
 
 #: The study's reported methods, in table order, and the k each is in the hybrid-k sweep.
 METHOD_K = {"targeted": 1, "hybrid": 3, "exhaustive": 5}
@@ -274,7 +276,12 @@ def figure_coverage(rows, path) -> Path:
 
 
 def write_report(rows, out: Path, setting: str, wall_time_s: float | None = None) -> Path:
-    """Write ``out/report.md`` and ``out/figures/`` (PNG and SVG) from result rows; returns report.md."""
+    """Write ``out/report.md`` and ``out/figures/`` (PNG and SVG) from result rows; returns report.md.
+
+    A first-release set's rows get their own report, beside the release's published rows.
+    """
+    if setting_rules(setting) == "first-release":
+        return write_first_release_report(rows, out, setting, wall_time_s)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     gamma = 0.0

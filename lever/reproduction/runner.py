@@ -32,12 +32,13 @@ from tqdm import tqdm
 from ..compose import OPERATORS
 from ..errors import FileFormatError, LeverError, check_choice
 from ..fileio import atomic_write, exclusive_lock, read_json, write_json
-from ..worlds.grid import PRESETS
+from ..worlds.grid import PRESETS, setting_rules
 from ..worlds.objectives import check_rules
 from ..protocol import MODES
 from ..sweep.backends import make_backend
 from ..training import BUDGETS
 from .cell import COLUMNS, CellRunner
+from .first_release import FirstReleaseCell
 from .library import SELECTIONS
 from .report import write_report
 
@@ -67,6 +68,13 @@ class ReproduceConfig:
     ``"linear"``, ``selection`` ``"all"`` (every snapshot enters the library
     instead of the study's 60% sample) and ``operator`` ``"max"`` (GPI over
     the members' Q instead of the study's Q-sum).
+
+    The first release's sets (``first-release-grid16``, ``-grid32``) run its
+    own protocol (:mod:`lever.reproduction.first_release`): its rules
+    (``rules`` "study" there means them, and is stored as
+    ``"first-release"``), one library per seed across the budgets (a cell is
+    a seed), both operators (route and sum), no ablations; ``selection``
+    and ``operator`` keep their defaults there.
     """
 
     setting: str = "grid16"
@@ -95,6 +103,17 @@ class ReproduceConfig:
             raise LeverError(f"modes must be some of {', '.join(MODES)}, got {list(modes)}")
         object.__setattr__(self, "modes", modes)
         check_rules(self.rules)
+        if self.first_release:
+            if self.rules not in ("study", "first-release"):
+                raise LeverError(f"{self.setting} runs the first release's rules, not {self.rules!r}")
+            object.__setattr__(self, "rules", "first-release")
+            if (self.selection, self.operator) != ("study", "sum"):
+                raise LeverError(f"{self.setting} runs the first release's own library and both of its operators "
+                                 f"(route and sum): leave selection and operator at their defaults")
+        elif self.rules == "first-release":
+            raise LeverError(f"the first release's rules go with its spec sets "
+                             f"({', '.join(s for s in PRESETS if setting_rules(s) == 'first-release')}), "
+                             f"not {self.setting}")
         check_choice("snapshot selection", self.selection, SELECTIONS)
         check_choice("composition operator", self.operator, OPERATORS)
         if self.episodes is not None and (isinstance(self.episodes, bool) or not isinstance(self.episodes, int)
@@ -102,8 +121,16 @@ class ReproduceConfig:
             raise LeverError(f"episodes must be an integer >= 1, got {self.episodes!r}")
 
     @property
+    def first_release(self) -> bool:
+        """Whether this runs the first release's protocol (its spec sets)."""
+        return setting_rules(self.setting) == "first-release"
+
+    @property
     def cells(self) -> list[tuple[int, str]]:
-        """Every (layout seed, budget) cell, seed-major."""
+        """Every (layout seed, budget) cell, seed-major; a first-release cell is a seed, every budget
+        ("X1+X5+X10")."""
+        if self.first_release:
+            return [(seed, "+".join(self.budgets)) for seed in self.seeds]
         return [(seed, budget) for seed in self.seeds for budget in self.budgets]
 
     def to_dict(self) -> dict:
@@ -126,8 +153,11 @@ class ReproduceConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _cell_runner(config_doc: dict, seed: int, budget: str) -> CellRunner:
+def _cell_runner(config_doc: dict, seed: int, budget: str) -> CellRunner | FirstReleaseCell:
     config = ReproduceConfig.from_dict(config_doc)
+    if config.first_release:
+        return FirstReleaseCell(config.setting, seed, config.budgets, config.train_seed, config.episodes,
+                                config.modes)
     return CellRunner(config.setting, seed, budget, config.rules, config.train_seed, config.episodes,
                       config.modes, config.ablations, config.selection, config.operator)
 

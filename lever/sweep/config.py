@@ -20,7 +20,7 @@ from typing import Iterable
 from ..compose import OPERATORS
 from ..errors import LeverError, check_choice
 from ..worlds.grid import PRESETS
-from ..worlds.objectives import COMPONENTS, Objective, check_rules
+from ..worlds.objectives import COMPONENTS, Objective, STUDY_WORLD_RULES, check_rules
 from ..strategies import DEFAULT_LABELS, StrategySpec
 from ..training import ALGORITHMS, BUDGETS, TrainConfig
 
@@ -39,7 +39,7 @@ def expand_composites(specs: Iterable[str], rules: str = "study") -> tuple[str, 
     :class:`LeverError`, and so is a weighted composite (``path+gold*0.5``)
     unless ``rules`` is ``"linear"``: the study's rules reward sets of components only.
     """
-    check_rules(rules)
+    check_rules(rules, STUDY_WORLD_RULES)
     names: list[str] = []
     for spec in specs:
         spec = str(spec).strip()
@@ -123,7 +123,7 @@ class SweepConfig:
             if isinstance(value, (str, int)):
                 value = (value,)
             object.__setattr__(self, name, tuple(value))
-        check_rules(self.rules)
+        check_rules(self.rules, STUDY_WORLD_RULES)
         self._check_grid()
         self._check_objectives()
         if not self.strategies:

@@ -23,6 +23,8 @@ ENV_ID = "lever/GridWorld-v0"
 MO_ENV_ID = "lever/MOGridWorld-v0"
 #: Action names by number, as the study numbers them.
 ACTIONS = K.ACTION_NAMES
+#: Action names by number under ``rules="first-release"``.
+FIRST_RELEASE_ACTIONS = K.FIRST_RELEASE_ACTION_NAMES
 
 #: RGB colour of each cell kind in ``rgb_array`` renders.
 KIND_COLOURS = {K.EMPTY: (235, 235, 235), K.WALL: (60, 60, 60), K.GOLD: (230, 190, 30),
@@ -33,10 +35,13 @@ CELL_PIXELS_RANGE = (1, 128)
 
 
 class GridWorldEnv(gym.Env):
-    """Deterministic GridWorld with an objective under the study's rules (default) or linear rules.
+    """Deterministic GridWorld with an objective under the study's rules (default), linear rules,
+    or the study's first public release's rules.
 
     Observation: the agent's cell index (``Discrete(H·W)``). Action: 0
-    right, 1 down, 2 left, 3 up (:data:`ACTIONS`). Reward: the study's
+    right, 1 down, 2 left, 3 up (:data:`ACTIONS`); under
+    ``rules="first-release"`` 0 right, 1 down, 2 right2, 3 down2
+    (:data:`FIRST_RELEASE_ACTIONS`). Reward: the study's
     reward of the objective's component set (``rules="study"``) or ``w · r``
     (``rules="linear"``); ``info["reward_vector"]`` holds r, the four
     single-component rewards, under both. Episodes terminate at the exit or
@@ -45,7 +50,8 @@ class GridWorldEnv(gym.Env):
 
     layout: a :class:`Layout`, or a preset name / GridSpec to generate one
     (``layout_seed`` overrides the GridSpec's seed; presets default to 0);
-    render_mode: ``"ansi"`` or ``"rgb_array"``.
+    render_mode: ``"ansi"`` or ``"rgb_array"``; legacy_gold_exit: the
+    study's flat -20 gold exit penalty instead of -10 × the fraction left.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
@@ -54,7 +60,8 @@ class GridWorldEnv(gym.Env):
 
     def __init__(self, layout: Layout | str = "grid16", objective: ObjectiveLike | None = "path",
                  render_mode: str | None = None, max_steps: int | None = None,
-                 layout_seed: int | None = None, cell_pixels: int = 16, rules: str = "study"):
+                 layout_seed: int | None = None, cell_pixels: int = 16, rules: str = "study",
+                 legacy_gold_exit: bool = False):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise LeverError(f"unknown render_mode {render_mode!r}; valid: {self.metadata['render_modes']}")
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
@@ -81,7 +88,8 @@ class GridWorldEnv(gym.Env):
         self.cell_pixels = int(cell_pixels)
         self.observation_space = spaces.Discrete(self.layout.n_states)
         self.action_space = spaces.Discrete(K.N_ACTIONS)
-        self._world = self.layout.world
+        self.legacy_gold_exit = legacy_gold_exit
+        self._world = self.layout.world_for(rules, legacy_gold_exit)
         self._gold_taken = np.zeros(self.layout.gold.size, dtype=np.uint8)
         self._terms = np.zeros(N_TERMS)
         self._rewards = np.zeros(K.N_SETS)
@@ -103,7 +111,8 @@ class GridWorldEnv(gym.Env):
     def _advance(self, action) -> tuple[np.ndarray, bool, bool]:
         # One kernel step; fills self._rewards with every set's reward.
         if not self.action_space.contains(action):
-            raise LeverError(f"invalid action {action!r}; valid: 0..{K.N_ACTIONS - 1} ({', '.join(ACTIONS)})")
+            names = FIRST_RELEASE_ACTIONS if self.rules == "first-release" else ACTIONS
+            raise LeverError(f"invalid action {action!r}; valid: 0..{K.N_ACTIONS - 1} ({', '.join(names)})")
         if self._done:
             raise LeverError("the episode has ended (terminated or truncated); call reset() before step()")
         pos, lever_on, terminated = step(self._world, self._pos, int(action), self._gold_taken,

@@ -25,7 +25,7 @@ from ..errors import FileFormatError, LeverError
 from ..fileio import read_json, write_json
 from ..resources import check_memory
 from ..kernels import constants as K
-from ..kernels.world import World, bfs_distances, move_table
+from ..kernels.world import World, bfs_distances, move_table, offset_move_table
 
 #: Characters of the text form, by cell kind; ``S`` marks the (empty) start cell.
 KIND_CHARS = {K.EMPTY: ".", K.WALL: "#", K.GOLD: "G", K.HAZARD: "H", K.LEVER: "L", K.EXIT: "E"}
@@ -46,6 +46,9 @@ class GridSpec:
 
     ``start``/``exit`` fix those cells as (row, col); left as None they are
     drawn by the seed like everything else (the study's way).
+    ``first_shuffle``: whether the sampler begins with the shuffle of every
+    cell that draws start and exit (the study's v3 sampler does, even when
+    they are fixed; its first public release's, with fixed corners, does not).
     """
 
     height: int = 16
@@ -57,12 +60,17 @@ class GridSpec:
     seed: int = 0
     start: tuple[int, int] | None = None
     exit: tuple[int, int] | None = None
+    first_shuffle: bool = True
 
     def __post_init__(self):
         for name in ("height", "width", "n_gold", "n_walls", "n_hazards", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise LeverError(f"{name} must be an integer, got {value!r}")
+        if not isinstance(self.first_shuffle, bool):
+            raise LeverError(f"first_shuffle must be True or False, got {self.first_shuffle!r}")
+        if not self.first_shuffle and (self.start is None or self.exit is None):
+            raise LeverError("a sampler without the first shuffle needs a fixed start and exit")
         if self.seed < 0:
             raise LeverError(f"seed must be >= 0, got {self.seed}")
         if self.height < 1 or self.width < 1:
@@ -106,7 +114,10 @@ class GridSpec:
 
 
 #: The study's spec sets, one lever each. ``grid16`` is its main experiments'
-#: setting; ``grid16-dense`` that of its first public release.
+#: setting; ``grid16-dense`` has the object counts of its first public release.
+#: ``first-release-grid16`` and ``first-release-grid32`` are that release's own
+#: sets, as it draws them: start and exit fixed in opposite corners, no first
+#: shuffle; their world is the release's (:data:`SETTING_RULES`).
 PRESETS = {
     "grid8": dict(height=8, width=8, n_gold=6, n_walls=4, n_hazards=4),
     "grid16": dict(height=16, width=16, n_gold=24, n_walls=16, n_hazards=16),
@@ -114,7 +125,23 @@ PRESETS = {
     "grid16-small": dict(height=16, width=16, n_gold=6, n_walls=4, n_hazards=4),
     "grid32": dict(height=32, width=32, n_gold=25, n_walls=15, n_hazards=15),
     "grid16-dense": dict(height=16, width=16, n_gold=50, n_walls=25, n_hazards=30),
+    "first-release-grid16": dict(height=16, width=16, n_gold=50, n_walls=25, n_hazards=30, start=(0, 0),
+                                 exit=(15, 15), first_shuffle=False),
+    "first-release-grid32": dict(height=32, width=32, n_gold=50, n_walls=25, n_hazards=30, start=(0, 0),
+                                 exit=(31, 31), first_shuffle=False),
 }
+
+#: The rule set of a spec set whose world is not v3's (every other set: ``"study"``).
+SETTING_RULES = {"first-release-grid16": "first-release", "first-release-grid32": "first-release"}
+
+#: The world's rule code and action offsets per rule set (lever's linear rules move as the study's).
+_WORLD_RULES = {"study": (K.RULES_STUDY, None), "linear": (K.RULES_STUDY, None),
+                "first-release": (K.RULES_FIRST_RELEASE, K.FIRST_RELEASE_MOVES)}
+
+
+def setting_rules(setting: str) -> str:
+    """The rule set a spec set's world uses: ``"first-release"`` for the release's sets, else ``"study"``."""
+    return SETTING_RULES.get(setting, "study")
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,7 +153,8 @@ class Layout:
     avoiding walls and hazards from the start to the exit and the lever, and
     from the lever to the exit. Gold may be unreachable: the rules ignore
     it. ``checked=False`` skips the routes, for the sampler's last, unchecked
-    draw. Derived arrays are computed once, on first use.
+    draw and for grids read as written (:meth:`from_text`). Derived arrays
+    are computed once, on first use.
     """
 
     cells: np.ndarray
@@ -233,7 +261,7 @@ class Layout:
 
     @cached_property
     def world(self) -> World:
-        """The arrays the kernels take (see :class:`lever.kernels.world.World`)."""
+        """The arrays the kernels take under the study's rules (see :class:`lever.kernels.world.World`)."""
         flat = self.cells.ravel().copy()
         gold = self.gold
         gold_id = np.full(self.n_states, -1, dtype=np.int32)
@@ -250,6 +278,30 @@ class Layout:
         return World(flat, int(self.width), self.distances_from(self.exit), dist_lever, gold_id,
                      gold_dist, hazard_neighbours, move_table(flat, self.width))
 
+    def world_for(self, rules: str = "study", legacy_gold_exit: bool = False) -> World:
+        """The world arrays under a rule set (:data:`lever.worlds.objectives.RULES`), cached per rules.
+
+        ``"study"`` and ``"linear"`` share :attr:`world` (the study's moves);
+        ``"first-release"`` has the release's action table (right, down,
+        right2, down2) and rule code. ``legacy_gold_exit``: the flat -20 gold
+        exit penalty. The layout's other arrays are shared, not copied.
+        """
+        if rules not in _WORLD_RULES:
+            raise LeverError(f"unknown rules {rules!r}; valid: {', '.join(_WORLD_RULES)}")
+        if not isinstance(legacy_gold_exit, (bool, np.bool_)):
+            raise LeverError(f"legacy_gold_exit must be True or False, got {legacy_gold_exit!r}")
+        code, offsets = _WORLD_RULES[rules]
+        if code == K.RULES_STUDY and not legacy_gold_exit:
+            return self.world
+        key = (code, bool(legacy_gold_exit))
+        cache = self.__dict__.setdefault("_worlds", {})
+        if key not in cache:
+            base = self.world
+            moves = base.moves if offsets is None else offset_move_table(
+                base.cells, base.width, np.array(offsets, dtype=np.int64))
+            cache[key] = base._replace(moves=moves, rules=code, legacy_gold_exit=int(bool(legacy_gold_exit)))
+        return cache[key]
+
     @cached_property
     def id(self) -> str:
         """Stable short identifier: a hash of the text form (same grid → same id)."""
@@ -263,8 +315,13 @@ class Layout:
         return "\n".join("".join(row) for row in chars) + "\n"
 
     @classmethod
-    def from_text(cls, text: str, spec: GridSpec | None = None) -> "Layout":
-        """Parse the text form; raises :class:`LeverError` on ragged rows or unknown characters."""
+    def from_text(cls, text: str, spec: GridSpec | None = None, checked: bool = False) -> "Layout":
+        """Parse the text form; raises :class:`LeverError` on ragged rows or unknown characters.
+
+        The grid is taken as written, as the study's environment takes any
+        grid; ``checked=True`` also requires the sampler's routes (see the
+        class docstring).
+        """
         if not isinstance(text, str):
             raise LeverError(f"layout text must be a str, got {type(text).__name__}")
         rows = [line.strip() for line in text.strip().splitlines() if line.strip()]
@@ -280,7 +337,7 @@ class Layout:
             raise LeverError(f"unknown layout characters {bad}; valid: "
                              f"{''.join(_CHAR_KINDS)}{START_CHAR}")
         cells = np.array([[_CHAR_KINDS.get(c, K.EMPTY) for c in r] for r in rows], dtype=np.int8)
-        return cls(cells, starts[0][0] * len(rows[0]) + starts[0][1], spec)
+        return cls(cells, starts[0][0] * len(rows[0]) + starts[0][1], spec, checked=checked)
 
     def __str__(self) -> str:
         return self.to_text()
@@ -302,7 +359,7 @@ class Layout:
             spec = GridSpec(**spec) if spec else None
         except TypeError as exc:
             raise FileFormatError(f"{path}: malformed layout spec ({exc})") from None
-        return cls.from_text(text, spec)
+        return cls.from_text(text, spec, checked=True)
 
     # -- generation -----------------------------------------------------------
     @classmethod
@@ -311,7 +368,7 @@ class Layout:
 
         With Python's ``random.Random(seed)``: shuffle every cell (row-major
         list); the first is the start, the second the exit (unless the spec
-        fixes them). Then, up to :data:`MAX_DRAWS` times, shuffle the other
+        fixes them; without ``first_shuffle`` this shuffle is skipped). Then, up to :data:`MAX_DRAWS` times, shuffle the other
         cells (row-major list) with the same generator and take hazards,
         then gold, then walls, then the lever; keep the first draw with
         routes avoiding walls and hazards from the start to the exit and
@@ -325,7 +382,8 @@ class Layout:
         rng = random.Random(spec.seed)
         every = [(r, c) for r in range(spec.height) for c in range(spec.width)]
         order = list(every)
-        rng.shuffle(order)
+        if spec.first_shuffle:
+            rng.shuffle(order)
         start = tuple(spec.start) if spec.start is not None else order[0]
         exit_ = tuple(spec.exit) if spec.exit is not None else order[1]
         for attempt in range(MAX_DRAWS + 1):

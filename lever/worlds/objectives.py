@@ -7,6 +7,9 @@ lever's linear rules (``rules="linear"``) the reward vector of a step is the
 four single-component study rewards and an objective ``w`` earns ``w · r``.
 Both are written as weights over the 16 component sets (:meth:`Objective.set_weights`),
 which is how the kernels, the logged support and the embeddings see them.
+The study's first public release (``rules="first-release"``) rewards sets
+as the study does, in its own world (its moves and rewards: see
+:meth:`lever.worlds.grid.Layout.world_for`).
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ COMPONENTS: tuple[str, ...] = COMPONENT_NAMES
 #: Entries of a set-return vector that hold the single components, in component order.
 SINGLETONS = np.array([1 << c for c in range(N_COMPONENTS)])
 
-#: The rule sets: the study's (objectives are sets of components) and lever's linear extension.
-RULES = ("study", "linear")
+#: The rule sets: the study's (objectives are sets of components), lever's linear extension, and
+#: the study's first public release (sets, in that release's world).
+RULES = ("study", "linear", "first-release")
+#: The rule sets of the study's v3 world, the only ones libraries and sweeps build on.
+STUDY_WORLD_RULES = ("study", "linear")
 
 #: Largest weight magnitude accepted: keeps every reward, Q value and return finite in float32.
 MAX_WEIGHT = 1e6
@@ -158,17 +164,18 @@ class Objective:
     def set_weights(self, rules: str = "study") -> np.ndarray:
         """The objective as weights over the component sets, float64 (N_SETS,), indexed by mask.
 
-        Study rules: 1 at this objective's set (a weighted objective is a
-        LeverError: the study's rules reward sets only). Linear rules: w_c at
-        each single component's set. An objective over a tabular world's
-        components has one rule, ``w · r``: its features are the components
-        themselves, so this is the weights, float64 (C,), under either name.
+        Study and first-release rules: 1 at this objective's set (a weighted
+        objective is a LeverError: the study's rules reward sets only).
+        Linear rules: w_c at each single component's set. An objective over
+        a tabular world's components has one rule, ``w · r``: its features
+        are the components themselves, so this is the weights, float64 (C,),
+        under either name.
         """
         check_rules(rules)
         if not self.on_grid:
             return self.array
         out = np.zeros(N_SETS)
-        if rules == "study":
+        if rules != "linear":
             if not self.is_set:
                 raise LeverError(f"objective {self.name!r} is weighted; the study's rules reward a set of "
                                  f"components only (\"path+gold\"): use rules=\"linear\" for weights")
@@ -197,10 +204,10 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def check_rules(rules: str) -> str:
-    """``rules`` if it names a rule set of :data:`RULES`, else a LeverError."""
-    if not isinstance(rules, str) or rules not in RULES:
-        raise LeverError(f"unknown rules {rules!r}; valid: {', '.join(RULES)}")
+def check_rules(rules: str, valid: tuple[str, ...] = RULES) -> str:
+    """``rules`` if it names a rule set of ``valid`` (default :data:`RULES`), else a LeverError."""
+    if not isinstance(rules, str) or rules not in valid:
+        raise LeverError(f"unknown rules {rules!r}; valid: {', '.join(valid)}")
     return rules
 
 

@@ -73,7 +73,7 @@ class GridWorldVectorEnv(VectorEnv):
         if actions.size and (actions.min() < 0 or actions.max() >= N_ACTIONS):
             raise LeverError(f"actions must be in 0..{N_ACTIONS - 1}")
         resetting = self._needs_reset.copy()
-        step_batch(self.layout.world, self._positions, actions.astype(np.int64, copy=False), self._gold_taken,
+        step_batch(self.layout.world_for(self.rules), self._positions, actions.astype(np.int64, copy=False), self._gold_taken,
                    self._lever_on, self._masks, self._coefs, self._rewards, self._set_rewards, self._terminated)
         self._steps += 1
         truncated = ~self._terminated & (self._steps >= self.max_steps)
