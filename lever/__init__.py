@@ -27,6 +27,7 @@ from .objectives import COMPONENTS, RULES, Objective
 from .reproduction import Reproduction, ReproduceConfig, reproduce
 from .search import StrategyResult, compose
 from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
+from .threads import get_threads, set_threads, using_threads
 from .training import BUDGETS, TrainConfig, TrainedPolicy, train
 from .version import __version__
 
@@ -48,4 +49,5 @@ __all__ = [
     "RidgeRegressor", "SuccessorFeatures", "embed_policies",
     "ComposedPolicy", "PolicyStack", "StrategyResult", "compose",
     "SweepConfig", "SweepResult", "SweepRow", "run_sweep",
+    "get_threads", "set_threads", "using_threads",
 ]

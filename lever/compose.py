@@ -24,19 +24,17 @@ from .errors import LeverError, check_choice
 from .evaluation import RolloutResult, rollout
 from .gridworld import Layout
 from .kernels.compose import (
-    OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
-    offline_rollout_batch, offline_rollout_batch_serial, support_bits,
+    OP_MAX, OP_SUM, PARALLEL_MIN_COMPOSE_ENTRIES, PARALLEL_MIN_ENTRIES, PARALLEL_MIN_ROLLOUTS, compose_batch,
+    compose_batch_serial, mask_unvisited, mask_unvisited_serial, offline_rollout_batch,
+    offline_rollout_batch_serial, support_bits, support_bits_serial,
 )
 from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.planning import plan_batch
 from .objectives import Objective, ObjectiveLike
+from .threads import pick
 
 #: Composition operators by name: ``sum`` composes each member's own Q, ``max`` is GPI.
 OPERATORS = {"sum": OP_SUM, "max": OP_MAX}
-
-#: Batches smaller than this run on one thread: waking the thread pool costs more than it saves.
-PARALLEL_MIN_BATCH = 512
-
 
 def _frozen(array, dtype=None) -> np.ndarray:
     """A C-contiguous, read-only plain-ndarray view of ``array`` (copied only to fix dtype or layout).
@@ -119,7 +117,8 @@ class PolicyStack:
                 raise LeverError(f"has_vector_q has shape {has_vector_q.shape}, expected ({shape[0]},)")
             lacks = _frozen(~has_vector_q) if not has_vector_q.all() else None
         support = np.empty(shape[:2], dtype=np.uint8)
-        support_bits(np.ascontiguousarray(visits), support)
+        pick(support_bits, support_bits_serial, visits.size, PARALLEL_MIN_ENTRIES)(
+            np.ascontiguousarray(visits), support)
         return cls(layout, _frozen(policy_ids), _frozen(q), _frozen(support), _frozen(next_state, np.int32),
                    _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector), lacks)
 
@@ -171,7 +170,8 @@ class PolicyStack:
             return self.q
         values = self.q if self.q_vector is None else self.q_vector @ objective.array
         masked = np.empty(values.shape, dtype=values.dtype)
-        mask_unvisited(np.ascontiguousarray(values), self.support, masked)
+        pick(mask_unvisited, mask_unvisited_serial, values.size, PARALLEL_MIN_ENTRIES)(
+            np.ascontiguousarray(values), self.support, masked)
         return _frozen(masked)
 
     def empirical_model(self, rows) -> "EmpiricalModel":
@@ -323,7 +323,8 @@ class Composer:
                              f"(S, A, C) table")
         actions = np.empty((combos.shape[0], self.stack.layout.n_states), dtype=np.int32)
         covered = np.empty(combos.shape[0], dtype=np.int64)
-        kernel = compose_batch if combos.shape[0] >= PARALLEL_MIN_BATCH else compose_batch_serial
+        kernel = pick(compose_batch, compose_batch_serial, combos.size * self.values[0].size,
+                      PARALLEL_MIN_COMPOSE_ENTRIES)
         kernel(self.values, self.stack.support, combos, betas, self.code, actions, covered)
         return actions, covered
 
@@ -343,7 +344,7 @@ class Composer:
         steps = np.empty(n, dtype=np.int64)
         ends = np.empty(n, dtype=np.int8)
         paths = np.empty((n, max_steps + 1) if record_path else (0, 0), dtype=np.int32)
-        kernel = offline_rollout_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_batch_serial
+        kernel = pick(offline_rollout_batch, offline_rollout_batch_serial, n, PARALLEL_MIN_ROLLOUTS)
         kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
                stack.layout.start, max_steps, self.set_weights, returns, vectors, steps, ends, paths)
         return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)

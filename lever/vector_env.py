@@ -20,8 +20,9 @@ from .errors import LeverError
 from .evaluation import SINGLETONS
 from .gridworld import Layout
 from .kernels.constants import N_ACTIONS, N_SETS
-from .kernels.world import step_batch
+from .kernels.world import PARALLEL_MIN_AGENTS, step_batch, step_batch_serial
 from .objectives import ObjectiveLike, objective_terms
+from .threads import pick
 
 
 class GridWorldVectorEnv(VectorEnv):
@@ -74,7 +75,8 @@ class GridWorldVectorEnv(VectorEnv):
         if actions.size and (actions.min() < 0 or actions.max() >= N_ACTIONS):
             raise LeverError(f"actions must be in 0..{N_ACTIONS - 1}")
         resetting = self._needs_reset.copy()
-        step_batch(self.layout.world, self._positions, actions.astype(np.int64, copy=False), self._gold_taken,
+        kernel = pick(step_batch, step_batch_serial, self.num_envs, PARALLEL_MIN_AGENTS)
+        kernel(self.layout.world, self._positions, actions.astype(np.int64, copy=False), self._gold_taken,
                    self._lever_on, self._masks, self._coefs, self._rewards, self._set_rewards, self._terminated)
         self._steps += 1
         truncated = ~self._terminated & (self._steps >= self.max_steps)

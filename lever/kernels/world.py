@@ -37,7 +37,9 @@ class World(NamedTuple):
     a lever); gold_id int32 (S,) gold number of a cell or -1; gold_dist
     int32 (S, G), row s = BFS steps from cell s to every gold;
     hazard_neighbours int8 (S,) hazards among a cell's 4 neighbours; moves
-    int32 (S, A) the cell an action leads to (the cell itself on a bump).
+    int32 (S, A) the cell an action leads to (the cell itself on a bump);
+    gold_order int32 (S, G), row s = the gold reachable from s, nearest first
+    (ties by gold number), then -1 (see :func:`gold_by_distance`).
     """
 
     cells: np.ndarray
@@ -48,6 +50,7 @@ class World(NamedTuple):
     gold_dist: np.ndarray
     hazard_neighbours: np.ndarray
     moves: np.ndarray
+    gold_order: np.ndarray
 
 
 # Entries of the ``terms`` array filled by :func:`step`.
@@ -129,6 +132,43 @@ def move_table(cells, width):
     return moves
 
 
+@njit(cache=True)
+def gold_by_distance(gold_dist):
+    """Each cell's reachable gold, nearest first: int32 (S, G) from gold_dist int32 (S, G).
+
+    Row s lists the gold numbers g with gold_dist[s, g] >= 0 in ascending
+    distance, ties by gold number, then -1: the first gold of the row not yet
+    taken is the nearest one left, which is what a step's Δ_gold reads.
+    """
+    n_cells, n_gold = gold_dist.shape
+    order = np.full((n_cells, n_gold), -1, dtype=np.int32)
+    keys = np.empty(n_gold, dtype=np.int64)
+    for s in range(n_cells):
+        for g in range(n_gold):
+            d = gold_dist[s, g]
+            # unreachable gold sorts last; distance first, the gold number breaks ties
+            keys[g] = (d if d >= 0 else n_cells) * n_gold + g
+        ranked = np.sort(keys)
+        for i in range(n_gold):
+            g = ranked[i] % n_gold
+            if gold_dist[s, g] < 0:
+                break
+            order[s, i] = g
+    return order
+
+
+@njit(cache=True, inline="always")
+def _nearest_left(order, dist, gold_taken, unknown):
+    # Distance of the nearest gold not taken, reading the cell's gold nearest first; ``unknown`` if none.
+    for i in range(order.shape[0]):
+        g = order[i]
+        if g < 0:
+            break
+        if gold_taken[g] == 0:
+            return dist[g]
+    return unknown
+
+
 @njit(cache=True, inline="always")
 def _progress(dist, before, after):
     # Δ = d(before) - d(after); zero where either is unknown.
@@ -160,21 +200,16 @@ def step(world, pos, action, gold_taken, lever_on, terms):
     terms[T_D_EXIT] = _progress(world.dist_exit, pos, nxt)
     terms[T_D_LEVER] = _progress(world.dist_lever, pos, nxt)
     terms[T_H_DIFF] = float(world.hazard_neighbours[pos] - world.hazard_neighbours[nxt])
-    # d_gold over the gold left before this step; unreachable gold is ignored.
+    # d_gold over the gold left before this step; unreachable gold is ignored. Each cell's gold is
+    # read nearest first, so the common case stops at the first gold not taken.
     n_gold = world.gold_dist.shape[1]
     unknown = world.cells.shape[0]  # longer than any BFS distance
-    near_before = unknown
-    near_after = unknown
     left = 0
     for g in range(n_gold):
         if gold_taken[g] == 0:
             left += 1
-            db = world.gold_dist[pos, g]
-            da = world.gold_dist[nxt, g]
-            if db >= 0 and db < near_before:
-                near_before = db
-            if da >= 0 and da < near_after:
-                near_after = da
+    near_before = _nearest_left(world.gold_order[pos], world.gold_dist[pos], gold_taken, unknown)
+    near_after = _nearest_left(world.gold_order[nxt], world.gold_dist[nxt], gold_taken, unknown)
     if near_before < unknown and near_after < unknown:
         terms[T_D_GOLD] = float(near_before - near_after)
     terms[T_GOLD_LEFT] = left
@@ -291,6 +326,11 @@ def objective_reward(terms, masks, coefs):
 #: Agents per parallel task of :func:`step_batch` (scratch is allocated once per task).
 BLOCK = 256
 
+#: Batches of fewer agents go to :func:`step_batch_serial` (see :func:`lever.threads.pick`). Measured by
+#: ``python -m pytest benchmarks/bench_dispatch.py -k step_batch --benchmark-only -s``: below it the
+#: parallel kernel loses to the serial one, idle or beside a busy process.
+PARALLEL_MIN_AGENTS = 4096
+
 
 @njit(cache=True, parallel=True)
 def step_batch(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
@@ -303,15 +343,31 @@ def step_batch(world, positions, actions, gold_taken, lever_on, masks, coefs, re
     set_out: float64 (N, N_SETS) out, every set's reward, or shape (0, 0)
     to skip; terminated: bool (N,) out.
     """
-    record = set_out.shape[0] > 0
     n = positions.shape[0]
     for block in prange((n + BLOCK - 1) // BLOCK):
-        terms = np.empty(N_TERMS)
-        for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
-            nxt, lever, done = step(world, positions[i], actions[i], gold_taken[i], lever_on[i], terms)
-            positions[i] = nxt
-            lever_on[i] = lever
-            terminated[i] = done
-            rewards[i] = objective_reward(terms, masks, coefs)
-            if record:
-                set_rewards(terms, set_out[i])
+        _step_range(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+                    terminated, block * BLOCK, min(n, (block + 1) * BLOCK))
+
+
+@njit(cache=True)
+def step_batch_serial(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+                      terminated):
+    """:func:`step_batch` on one thread, the same results: for small batches and busy machines."""
+    _step_range(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+                terminated, 0, positions.shape[0])
+
+
+@njit(cache=True)
+def _step_range(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+                terminated, lo, hi):
+    # Agents lo..hi-1 of step_batch, with the terms scratch allocated once.
+    record = set_out.shape[0] > 0
+    terms = np.empty(N_TERMS)
+    for i in range(lo, hi):
+        nxt, lever, done = step(world, positions[i], actions[i], gold_taken[i], lever_on[i], terms)
+        positions[i] = nxt
+        lever_on[i] = lever
+        terminated[i] = done
+        rewards[i] = objective_reward(terms, masks, coefs)
+        if record:
+            set_rewards(terms, set_out[i])
