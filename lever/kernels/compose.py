@@ -87,7 +87,7 @@ BLOCK = 64
 #: which :func:`offline_rollout_batch` does (see :func:`lever.threads.pick`), measured by
 #: ``python -m pytest benchmarks/bench_dispatch.py --benchmark-only -s``.
 PARALLEL_MIN_COMPOSE_ENTRIES = 1 << 21
-PARALLEL_MIN_ROLLOUTS = 512
+PARALLEL_MIN_ROLLOUTS = 4096
 
 
 @njit(cache=True, parallel=True)

@@ -22,7 +22,7 @@ from .world import N_TERMS, set_rewards, step
 #: States (P·S) from which :func:`greedy_policies` runs in parallel, and rollouts (P·K) from which
 #: :func:`successor_features` does (see :func:`lever.threads.pick`), measured by
 #: ``python -m pytest benchmarks/bench_dispatch.py --benchmark-only -s``.
-PARALLEL_MIN_STATES = 1 << 18
+PARALLEL_MIN_STATES = 1 << 20
 PARALLEL_MIN_ROLLOUTS = 256
 
 #: (policy, start) pairs per parallel task of :func:`successor_features` (scratch is allocated once per task).

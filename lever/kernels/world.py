@@ -143,11 +143,15 @@ def gold_by_distance(gold_dist):
     n_cells, n_gold = gold_dist.shape
     order = np.full((n_cells, n_gold), -1, dtype=np.int32)
     keys = np.empty(n_gold, dtype=np.int64)
+    far = np.int64(1)  # beyond every distance: where unreachable gold sorts
+    for s in range(n_cells):
+        for g in range(n_gold):
+            far = max(far, np.int64(gold_dist[s, g]) + 1)
     for s in range(n_cells):
         for g in range(n_gold):
             d = gold_dist[s, g]
-            # unreachable gold sorts last; distance first, the gold number breaks ties
-            keys[g] = (d if d >= 0 else n_cells) * n_gold + g
+            # distance first, the gold number breaks ties
+            keys[g] = (d if d >= 0 else far) * n_gold + g
         ranked = np.sort(keys)
         for i in range(n_gold):
             g = ranked[i] % n_gold
