@@ -25,7 +25,7 @@ from .errors import FileFormatError, LeverError
 from .fileio import read_json, write_json
 from .resources import check_memory
 from .kernels import constants as K
-from .kernels.world import World, bfs_distances, gold_by_distance, move_table
+from .kernels.world import World, bfs_distances, move_table
 
 #: Characters of the text form, by cell kind; ``S`` marks the (empty) start cell.
 KIND_CHARS = {K.EMPTY: ".", K.WALL: "#", K.GOLD: "G", K.HAZARD: "H", K.LEVER: "L", K.EXIT: "E"}
@@ -82,8 +82,8 @@ class GridSpec:
         if self.height * self.width > MAX_CELLS:
             raise LeverError(f"a {self.height}×{self.width} grid has {self.height * self.width:,} cells; lever's "
                              f"tabular world takes at most {MAX_CELLS:,} (1024×1024)")
-        # A layout's arrays: the gold distance and order tables (S, G) int32 dominate, plus BFS maps and moves.
-        check_memory(self.height * self.width * (8 * self.n_gold + 48), f"a {self.height}×{self.width} grid "
+        # A layout's arrays: the gold distance table (S, G) int32 dominates, plus BFS maps and moves.
+        check_memory(self.height * self.width * (4 * self.n_gold + 48), f"a {self.height}×{self.width} grid "
                      f"with {self.n_gold} gold")
         needed = 2 + self.n_gold + self.n_walls + self.n_hazards + int(self.lever)
         if needed > self.height * self.width:
@@ -233,7 +233,7 @@ class Layout:
         hazard_neighbours = (hazard[:-2, 1:-1].astype(np.int8) + hazard[2:, 1:-1]
                              + hazard[1:-1, :-2] + hazard[1:-1, 2:]).ravel().astype(np.int8)
         return World(flat, int(self.width), self.distances_from(self.exit), dist_lever, gold_id,
-                     gold_dist, hazard_neighbours, move_table(flat, self.width), gold_by_distance(gold_dist))
+                     gold_dist, hazard_neighbours, move_table(flat, self.width))
 
     @cached_property
     def id(self) -> str:

@@ -137,29 +137,6 @@ def test_feature_kernels_and_their_serial_twins_agree(seed, n_policies, n_starts
                                actions, starts, layout.max_steps, gamma, cell_kinds, skip_cycles))
 
 
-def slow_gold_order(gold_dist):
-    """Each row's reachable gold sorted by (distance, gold number), then -1."""
-    out = np.full(gold_dist.shape, -1, dtype=np.int32)
-    for s, row in enumerate(gold_dist.tolist()):
-        ranked = sorted((d, g) for g, d in enumerate(row) if d >= 0)
-        out[s, :len(ranked)] = [g for _, g in ranked]
-    return out
-
-
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), n_cells=st.integers(1, 40), n_gold=st.integers(0, 12))
-def test_gold_by_distance_matches_a_plain_sort(seed, n_cells, n_gold):
-    gold_dist = np.random.default_rng(seed).integers(-1, 6, size=(n_cells, n_gold)).astype(np.int32)
-    np.testing.assert_array_equal(kw.gold_by_distance(gold_dist), slow_gold_order(gold_dist))
-
-
-def test_a_layouts_world_holds_its_gold_order():
-    layout = Layout.generate("grid16-dense", seed=3)
-    world = layout.world
-    np.testing.assert_array_equal(world.gold_order, slow_gold_order(world.gold_dist))
-    assert world.gold_order.flags.c_contiguous and world.gold_order.dtype == np.int32
-
-
 def test_set_threads_checks_its_argument_and_using_threads_restores_the_count():
     before = lever.get_threads()
     for bad in (0, -1, THREADS + 1, True, 1.5, "2", None):

@@ -37,9 +37,7 @@ class World(NamedTuple):
     a lever); gold_id int32 (S,) gold number of a cell or -1; gold_dist
     int32 (S, G), row s = BFS steps from cell s to every gold;
     hazard_neighbours int8 (S,) hazards among a cell's 4 neighbours; moves
-    int32 (S, A) the cell an action leads to (the cell itself on a bump);
-    gold_order int32 (S, G), row s = the gold reachable from s, nearest first
-    (ties by gold number), then -1 (see :func:`gold_by_distance`).
+    int32 (S, A) the cell an action leads to (the cell itself on a bump).
     """
 
     cells: np.ndarray
@@ -50,7 +48,6 @@ class World(NamedTuple):
     gold_dist: np.ndarray
     hazard_neighbours: np.ndarray
     moves: np.ndarray
-    gold_order: np.ndarray
 
 
 # Entries of the ``terms`` array filled by :func:`step`.
@@ -132,47 +129,6 @@ def move_table(cells, width):
     return moves
 
 
-@njit(cache=True)
-def gold_by_distance(gold_dist):
-    """Each cell's reachable gold, nearest first: int32 (S, G) from gold_dist int32 (S, G).
-
-    Row s lists the gold numbers g with gold_dist[s, g] >= 0 in ascending
-    distance, ties by gold number, then -1: the first gold of the row not yet
-    taken is the nearest one left, which is what a step's Δ_gold reads.
-    """
-    n_cells, n_gold = gold_dist.shape
-    order = np.full((n_cells, n_gold), -1, dtype=np.int32)
-    keys = np.empty(n_gold, dtype=np.int64)
-    far = np.int64(1)  # beyond every distance: where unreachable gold sorts
-    for s in range(n_cells):
-        for g in range(n_gold):
-            far = max(far, np.int64(gold_dist[s, g]) + 1)
-    for s in range(n_cells):
-        for g in range(n_gold):
-            d = gold_dist[s, g]
-            # distance first, the gold number breaks ties
-            keys[g] = (d if d >= 0 else far) * n_gold + g
-        ranked = np.sort(keys)
-        for i in range(n_gold):
-            g = ranked[i] % n_gold
-            if gold_dist[s, g] < 0:
-                break
-            order[s, i] = g
-    return order
-
-
-@njit(cache=True, inline="always")
-def _nearest_left(order, dist, gold_taken, unknown):
-    # Distance of the nearest gold not taken, reading the cell's gold nearest first; ``unknown`` if none.
-    for i in range(order.shape[0]):
-        g = order[i]
-        if g < 0:
-            break
-        if gold_taken[g] == 0:
-            return dist[g]
-    return unknown
-
-
 @njit(cache=True, inline="always")
 def _progress(dist, before, after):
     # Δ = d(before) - d(after); zero where either is unknown.
@@ -204,16 +160,20 @@ def step(world, pos, action, gold_taken, lever_on, terms):
     terms[T_D_EXIT] = _progress(world.dist_exit, pos, nxt)
     terms[T_D_LEVER] = _progress(world.dist_lever, pos, nxt)
     terms[T_H_DIFF] = float(world.hazard_neighbours[pos] - world.hazard_neighbours[nxt])
-    # d_gold over the gold left before this step; unreachable gold is ignored. Each cell's gold is
-    # read nearest first, so the common case stops at the first gold not taken.
+    # d_gold over the gold left before this step; unreachable gold is ignored. Written as selects,
+    # not branches: on 25-50 gold this loop is much of a step's cost (ints, so the result is the same).
     n_gold = world.gold_dist.shape[1]
     unknown = world.cells.shape[0]  # longer than any BFS distance
+    near_before = unknown
+    near_after = unknown
     left = 0
     for g in range(n_gold):
-        if gold_taken[g] == 0:
-            left += 1
-    near_before = _nearest_left(world.gold_order[pos], world.gold_dist[pos], gold_taken, unknown)
-    near_after = _nearest_left(world.gold_order[nxt], world.gold_dist[nxt], gold_taken, unknown)
+        free = gold_taken[g] == 0
+        left += free
+        db = world.gold_dist[pos, g]
+        da = world.gold_dist[nxt, g]
+        near_before = min(near_before, db if free and db >= 0 else unknown)
+        near_after = min(near_after, da if free and da >= 0 else unknown)
     if near_before < unknown and near_after < unknown:
         terms[T_D_GOLD] = float(near_before - near_after)
     terms[T_GOLD_LEFT] = left
