@@ -14,7 +14,7 @@ from tests.reference import ALL_SETS, all_gold, reference_move, reference_train,
 
 #: The study's library objectives timed side by side, and the episodes the plain-Python loop runs of each.
 STUDY_OBJECTIVES = ("path", "gold", "path+gold", "path+gold+hazard+lever")
-STUDY_LOOP_EPISODES = 150
+STUDY_LOOP_EPISODES = 1000
 
 
 class StudyLoopGridWorld:
@@ -103,7 +103,7 @@ def test_training_vs_study_loop_sarsa_per_policy(benchmark, capsys, neighbour, o
     np.testing.assert_array_equal(same.q, q)  # the same rules and the same draws: the same work
     np.testing.assert_array_equal(same.visits, visits)
     short_rates = [int(p.visits.sum()) / p.wall_time for p in (train(layout, objective, short) for _ in range(7))]
-    policy = benchmark.pedantic(train, args=(layout, objective, config), rounds=5, iterations=1)
+    policy = benchmark.pedantic(train, args=(layout, objective, config), rounds=3, iterations=1)
     full_updates = int(policy.visits.sum())
     full_rate = full_updates / benchmark.stats.stats.median
     short_rate = float(np.median(short_rates))

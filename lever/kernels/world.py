@@ -304,8 +304,9 @@ def step_batch(world, positions, actions, gold_taken, lever_on, masks, coefs, re
     positions, actions, lever_on: int (N,), positions and lever_on updated
     in place; gold_taken: uint8 (N, G) in place; masks, coefs: the
     objective (see :func:`objective_reward`); rewards: float64 (N,) out;
-    set_out: float64 (N, N_SETS) out, every set's reward, or shape (0, 0)
-    to skip; terminated: bool (N,) out.
+    set_out: float64 (N, N_SETS) out, every set's reward, or (N, N_COMPONENTS),
+    the single components' rewards (the reward vector, a quarter of the
+    work), or shape (0, 0) to skip; terminated: bool (N,) out.
     """
     n = positions.shape[0]
     for block in prange((n + BLOCK - 1) // BLOCK):
@@ -326,6 +327,7 @@ def _step_range(world, positions, actions, gold_taken, lever_on, masks, coefs, r
                 terminated, lo, hi):
     # Agents lo..hi-1 of step_batch, with the terms scratch allocated once.
     record = set_out.shape[0] > 0
+    every_set = set_out.shape[1] == N_SETS
     terms = np.empty(N_TERMS)
     for i in range(lo, hi):
         nxt, lever, done = step(world, positions[i], actions[i], gold_taken[i], lever_on[i], terms)
@@ -333,5 +335,8 @@ def _step_range(world, positions, actions, gold_taken, lever_on, masks, coefs, r
         lever_on[i] = lever
         terminated[i] = done
         rewards[i] = objective_reward(terms, masks, coefs)
-        if record:
+        if record and every_set:
             set_rewards(terms, set_out[i])
+        elif record:
+            for c in range(set_out.shape[1]):
+                set_out[i, c] = set_reward(terms, 1 << c)
