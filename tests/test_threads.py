@@ -1,5 +1,6 @@
 """Thread counts and the serial twins: every parallel kernel and its twin give the same arrays, bit for bit."""
 
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lever
+import lever.threads
 from lever import GridSpec, Layout, LeverError
 from lever.kernels import compose as kc
 from lever.kernels import features as kf
@@ -159,13 +161,40 @@ def test_set_threads_checks_its_argument_and_using_threads_restores_the_count():
         lever.set_threads(before)
 
 
-def test_pick_takes_the_serial_twin_below_the_threshold_or_on_one_thread():
-    assert pick("parallel", "serial", 99, 100) == "serial"
-    with lever.using_threads(THREADS):
-        assert pick("parallel", "serial", 100, 100) == ("parallel" if THREADS > 1 else "serial")
+def test_pick_takes_the_serial_twin_below_the_threshold_on_one_thread_or_without_idle_cores(monkeypatch):
+    import lever.threads as threads_module
+
+    def parallel(*args):
+        return "parallel", lever.get_threads(), args
+
+    assert pick(parallel, "serial", 99, 100) == "serial"
     with lever.using_threads(1):
-        assert pick("parallel", "serial", 10 ** 9, 100) == "serial"
+        assert pick(parallel, "serial", 10 ** 9, 100) == "serial"
+    if THREADS < 2:
+        return
+    with lever.using_threads(2):
+        monkeypatch.setattr(threads_module, "idle_cores", lambda: 1)
+        assert pick(parallel, "serial", 100, 100) == "serial"
+        for idle in (2, 64, None):
+            monkeypatch.setattr(threads_module, "idle_cores", lambda idle=idle: idle)
+            assert pick(parallel, "serial", 100, 100) is parallel
+    if THREADS >= 3:
+        with lever.using_threads(3):
+            monkeypatch.setattr(threads_module, "idle_cores", lambda: 2)
+            assert pick(parallel, "serial", 100, 100)(7) == ("parallel", 2, (7,))
+            assert lever.get_threads() == 3
+
+
+def test_idle_cores_reads_a_count_within_the_cores():
+    idle = lever.threads.idle_cores()
+    assert idle is None or 0 <= idle <= (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                         else os.cpu_count())
+
+
+def test_run_on_one_thread_restores_the_count():
+    before = lever.get_threads()
     assert run_on_one_thread(lever.get_threads) == 1
+    assert lever.get_threads() == before
 
 
 def test_worker_processes_run_their_kernels_on_one_thread():
