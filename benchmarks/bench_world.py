@@ -10,7 +10,7 @@ from tests.reference import ALL_SETS, reference_move, reference_world, study_rew
 N_AGENTS = 4096
 
 
-def test_batched_step_vs_plain_python(benchmark, capsys):
+def test_batched_step_vs_plain_python(benchmark, capsys, neighbour):
     layout = Layout.generate("grid16-dense", seed=1)
     rng = np.random.default_rng(0)
     free = np.flatnonzero(layout.passable & (layout.cells.ravel() != K.EXIT))
@@ -46,7 +46,7 @@ def test_batched_step_vs_plain_python(benchmark, capsys):
         python_steps_per_s=N_AGENTS / python_median, ratio_of_medians=python_median / kernel_median,
         ratio_of_minimums=python_min / kernel_min)
     with capsys.disabled():
-        print(f"\n[batched step, {N_AGENTS} agents, 16x16 dense] median: kernel "
+        print(f"\n[batched step, {N_AGENTS} agents, 16x16 dense, {neighbour}] median: kernel "
               f"{N_AGENTS / kernel_median:,.0f} steps/s ({kernel_median * 1e6:.1f} us per batch), plain "
               f"Python {N_AGENTS / python_median:,.0f} steps/s: {python_median / kernel_median:,.0f}x; "
               f"best: kernel {N_AGENTS / kernel_min:,.0f} steps/s, plain Python "

@@ -28,6 +28,7 @@ from .worlds.tabular import TabularWorld
 from .reproduction import Reproduction, ReproduceConfig, reproduce
 from .search import StrategyResult, compose
 from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
+from .threads import get_threads, set_threads, using_threads
 from .training import BUDGETS, TrainConfig, TrainedPolicy, train
 from .version import __version__
 
@@ -49,4 +50,5 @@ __all__ = [
     "RidgeRegressor", "SuccessorFeatures", "embed_policies",
     "ComposedPolicy", "PolicyStack", "StrategyResult", "compose",
     "SweepConfig", "SweepResult", "SweepRow", "run_sweep",
+    "get_threads", "set_threads", "using_threads",
 ]

@@ -24,8 +24,9 @@ from .errors import LeverError, check_choice
 from .worlds.grid import Layout
 from .worlds.tabular import TabularWorld
 from .kernels.compose import (
-    OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
-    offline_rollout_batch, offline_rollout_batch_serial, support_bits,
+    OP_MAX, OP_SUM, PARALLEL_MIN_COMPOSE_ENTRIES, PARALLEL_MIN_ENTRIES, PARALLEL_MIN_ROLLOUTS, compose_batch,
+    compose_batch_serial, mask_unvisited, mask_unvisited_serial, offline_rollout_batch,
+    offline_rollout_batch_serial, support_bits, support_bits_serial,
 )
 from .kernels.constants import END_NAMES, N_ACTIONS
 from .kernels.planning import plan_batch
@@ -34,17 +35,10 @@ from .kernels.table_compose import (
     plan_table,
 )
 from .kernels.world import N_TERMS
-from .worlds.objectives import Objective, ObjectiveLike
+from .threads import pick
 
 #: Composition operators by name: ``sum`` composes each member's own Q, ``max`` is GPI.
 OPERATORS = {"sum": OP_SUM, "max": OP_MAX}
-
-#: Batches smaller than this run on one thread: waking the thread pool costs more than it saves.
-PARALLEL_MIN_BATCH = 512
-#: Stacks of fewer (policy, state, action) entries than this are masked and packed with NumPy, not
-#: the parallel kernels: waking the thread pool costs more than the work (same arrays, bit for bit).
-PARALLEL_MIN_ENTRIES = 1 << 16
-
 
 def _frozen(array, dtype=None) -> np.ndarray:
     """A C-contiguous, read-only plain-ndarray view of ``array`` (copied only to fix dtype or layout).
@@ -138,12 +132,9 @@ class PolicyStack:
             if term_model.shape != shape + (N_TERMS,):
                 raise LeverError(f"term_model has shape {term_model.shape}, expected {shape + (N_TERMS,)}")
             term_model = _frozen(term_model, np.float64)
-        if visits.size < PARALLEL_MIN_ENTRIES:
-            support = ((visits > 0).astype(np.uint8) << np.arange(shape[2], dtype=np.uint8)).sum(
-                axis=2, dtype=np.uint8)
-        else:
-            support = np.empty(shape[:2], dtype=np.uint8)
-            support_bits(np.ascontiguousarray(visits), support)
+        support = np.empty(shape[:2], dtype=np.uint8)
+        pick(support_bits, support_bits_serial, visits.size, PARALLEL_MIN_ENTRIES)(
+            np.ascontiguousarray(visits), support)
         return cls(layout, _frozen(policy_ids), _frozen(q), _frozen(support), _frozen(next_state, np.int32),
                    _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector), lacks,
                    term_model)
@@ -198,11 +189,9 @@ class PolicyStack:
         if operator != "max":
             return self.q
         values = self.q if self.q_vector is None else self.q_vector @ objective.array
-        if values.size < PARALLEL_MIN_ENTRIES:
-            visited = (self.support[..., None] >> np.arange(values.shape[2], dtype=np.uint8)) & 1
-            return _frozen(np.where(visited != 0, values, np.array(-np.inf, dtype=values.dtype)))
         masked = np.empty(values.shape, dtype=values.dtype)
-        mask_unvisited(np.ascontiguousarray(values), self.support, masked)
+        pick(mask_unvisited, mask_unvisited_serial, values.size, PARALLEL_MIN_ENTRIES)(
+            np.ascontiguousarray(values), self.support, masked)
         return _frozen(masked)
 
     def empirical_model(self, rows) -> "EmpiricalModel":
@@ -354,11 +343,11 @@ class Composer:
                              f"(S, A, C) table")
         actions = np.empty((combos.shape[0], self.stack.layout.n_states), dtype=np.int32)
         covered = np.empty(combos.shape[0], dtype=np.int64)
-        parallel = combos.shape[0] >= PARALLEL_MIN_BATCH
         if isinstance(self.stack.layout, TabularWorld):
-            kernel = compose_any_batch if parallel else compose_any_batch_serial
+            parallel, serial = compose_any_batch, compose_any_batch_serial
         else:
-            kernel = compose_batch if parallel else compose_batch_serial
+            parallel, serial = compose_batch, compose_batch_serial
+        kernel = pick(parallel, serial, combos.size * self.values[0].size, PARALLEL_MIN_COMPOSE_ENTRIES)
         kernel(self.values, self.stack.support, combos, betas, self.code, actions, covered)
         return actions, covered
 
@@ -380,11 +369,11 @@ class Composer:
         paths = np.empty((n, max_steps + 1) if record_path else (0, 0), dtype=np.int32)
         world = stack.layout
         if isinstance(world, TabularWorld):
-            kernel = offline_rollout_table_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_table_batch_serial
+            kernel = pick(offline_rollout_table_batch, offline_rollout_table_batch_serial, n, PARALLEL_MIN_ROLLOUTS)
             kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, world.terminates,
                    world.start, max_steps, self.set_weights, returns, vectors, steps, ends, paths)
             return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)
-        kernel = offline_rollout_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_batch_serial
+        kernel = pick(offline_rollout_batch, offline_rollout_batch_serial, n, PARALLEL_MIN_ROLLOUTS)
         kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
                stack.layout.start, max_steps, self.set_weights, returns, vectors, steps, ends, paths)
         return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)

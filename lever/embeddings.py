@@ -22,7 +22,11 @@ from .errors import LeverError
 from .worlds.grid import Layout
 from .kernels import constants as K
 from .worlds.objectives import Objective
-from .kernels.features import greedy_policies, successor_features
+from .threads import pick
+from .kernels.features import (
+    PARALLEL_MIN_ROLLOUTS, PARALLEL_MIN_STATES, greedy_policies, greedy_policies_serial, successor_features,
+    successor_features_serial,
+)
 from .kernels.table import successor_features_table
 from .worlds.tabular import TabularWorld
 
@@ -126,7 +130,8 @@ def as_action_tables(policies, n_states: int, n_actions: int = K.N_ACTIONS) -> n
             raise LeverError(f"Q tables must be float, got {tables.dtype}")
         if np.isnan(tables).any():
             raise LeverError("Q tables contain NaN")
-        return greedy_policies(np.ascontiguousarray(tables))
+        return pick(greedy_policies, greedy_policies_serial, tables.shape[0] * tables.shape[1],
+                    PARALLEL_MIN_STATES)(np.ascontiguousarray(tables))
     if tables.ndim == 2:
         if tables.shape[1] != n_states or not np.issubdtype(tables.dtype, np.integer):
             raise LeverError(f"action tables must be integer (P, S={n_states}), "
@@ -169,8 +174,10 @@ def embed_policies(layout: Layout | TabularWorld, policies, states: np.ndarray |
                                      skip_cycles, psi, steps, ends)
         return SuccessorFeatures(psi, steps, ends, dim)
     if n_policies:
-        successor_features(layout.world, actions, states, layout.max_steps, float(config.gamma),
-                           config.cell_kinds, skip_cycles, psi, steps, ends)
+        kernel = pick(successor_features, successor_features_serial, n_policies * states.size,
+                      PARALLEL_MIN_ROLLOUTS)
+        kernel(layout.world, actions, states, layout.max_steps, float(config.gamma), config.cell_kinds,
+               skip_cycles, psi, steps, ends)
     return SuccessorFeatures(psi, steps, ends)
 
 

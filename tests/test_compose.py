@@ -9,9 +9,12 @@ from hypothesis import strategies as st
 import lever
 from lever import GridSpec, Layout, LeverError, TrainConfig, train
 from lever.policy import ComposedPolicy
-from lever.compose import EmpiricalModel, PolicyStack, compose_actions, offline_evaluate
+from lever.compose import (
+    Composer, EmpiricalModel, OfflineBatch, PolicyStack, compose_actions, offline_evaluate,
+)
 from lever.evaluation import true_evaluate
 from lever.kernels import constants as K
+from lever.kernels.compose import compose_batch, offline_rollout_batch
 from lever.kernels.world import N_TERMS, set_rewards, step
 
 N_A, N_C, N_SETS = K.N_ACTIONS, K.N_COMPONENTS, K.N_SETS
@@ -395,25 +398,37 @@ def test_composed_policy_drives_the_gymnasium_env(trained_grid8):
 
 
 def test_parallel_and_serial_kernels_agree_on_a_large_batch():
-    # Batches of PARALLEL_MIN_BATCH or more take the threaded kernels; smaller ones the serial twins.
-    from lever.compose import PARALLEL_MIN_BATCH
-
+    # The threaded kernels on the whole batch (with one thread and at the default count), the serial
+    # twins on slices of it: the same arrays, bit for bit.
     rng = np.random.default_rng(11)
     layout = random_layout(11, size=6)
     stack = random_stack(rng, layout, 8, np.float32)
-    combos = rng.integers(0, 8, size=(PARALLEL_MIN_BATCH + 37, 3))
+    combos = rng.integers(0, 8, size=(549, 3))
     for operator, w, rules in (("sum", np.array([1.0, 0.5, 1.0, 0.0]), "linear"),
                                ("max", np.array([1.0, 0.5, 1.0, 0.0]), "linear"),
                                ("sum", "path+gold+lever", "study"), ("max", "gold+hazard", "study")):
-        actions, covered = compose_actions(stack, combos, w, operator, rules=rules)
-        batch = offline_evaluate(stack, combos, actions, w, rules, record_path=True)
-        for lo in range(0, combos.shape[0], 100):
-            part = combos[lo:lo + 100]
-            small_actions, small_covered = compose_actions(stack, part, w, operator, rules=rules)
-            np.testing.assert_array_equal(actions[lo:lo + 100], small_actions)
-            np.testing.assert_array_equal(covered[lo:lo + 100], small_covered)
-            small = offline_evaluate(stack, part, small_actions, w, rules, record_path=True)
-            np.testing.assert_array_equal(batch.returns[lo:lo + 100], small.returns)
-            np.testing.assert_array_equal(batch.return_vectors[lo:lo + 100], small.return_vectors)
-            np.testing.assert_array_equal(batch.paths[lo:lo + 100], small.paths)
-            np.testing.assert_array_equal(batch.ends[lo:lo + 100], small.ends)
+        composer = Composer(stack, lever.Objective.parse(w), operator, rules)
+        checked = np.asarray(combos, dtype=np.int64)
+        betas = np.ones(checked.shape)
+        n = checked.shape[0]
+        actions = np.empty((n, layout.n_states), dtype=np.int32)
+        covered = np.empty(n, dtype=np.int64)
+        out = (np.empty(n), np.empty((n, N_SETS)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8),
+               np.empty((n, layout.max_steps + 1), dtype=np.int32))
+        for n_threads in (1, lever.get_threads()):
+            with lever.using_threads(n_threads):
+                compose_batch(composer.values, stack.support, checked, betas, composer.code, actions, covered)
+                offline_rollout_batch(checked, actions, stack.support, stack.next_state, stack.reward_model,
+                                      layout.world.cells, layout.start, layout.max_steps, composer.set_weights,
+                                      *out)
+            batch = OfflineBatch(*out[:4], out[4])
+            for lo in range(0, n, 100):
+                part = combos[lo:lo + 100]
+                small_actions, small_covered = compose_actions(stack, part, w, operator, rules=rules)
+                np.testing.assert_array_equal(actions[lo:lo + 100], small_actions)
+                np.testing.assert_array_equal(covered[lo:lo + 100], small_covered)
+                small = offline_evaluate(stack, part, small_actions, w, rules, record_path=True)
+                np.testing.assert_array_equal(batch.returns[lo:lo + 100], small.returns)
+                np.testing.assert_array_equal(batch.return_vectors[lo:lo + 100], small.return_vectors)
+                np.testing.assert_array_equal(batch.paths[lo:lo + 100], small.paths)
+                np.testing.assert_array_equal(batch.ends[lo:lo + 100], small.ends)

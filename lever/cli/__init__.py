@@ -15,6 +15,7 @@ import os
 import sys
 
 from ..errors import LeverError
+from ..threads import set_threads
 from ..version import __version__
 from . import experiments, library, world
 from .status import say
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lever {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="also print what lever's modules log (resumed work, rebuilt caches) to stderr")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads of the parallel kernels in this process (default: every core; worker "
+                             "processes always use 1)")
     sub = parser.add_subparsers(dest="command", required=True)
     experiments.add_commands(sub)
     world.add_commands(sub)
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_to_stderr(logging.INFO if args.verbose else logging.WARNING)
     try:
+        if args.threads is not None:
+            set_threads(args.threads)
         return args.func(args)
     except LeverError as exc:
         print(f"lever: error: {exc}", file=sys.stderr)

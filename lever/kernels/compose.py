@@ -24,16 +24,34 @@ OP_MAX = 1  # generalized policy improvement: max_i beta_i Q_i over the policies
 
 
 
+#: Table entries (P·S·A) from which :func:`support_bits` and :func:`mask_unvisited` run in parallel
+#: (see :func:`lever.threads.pick`), measured by
+#: ``python -m pytest benchmarks/bench_dispatch.py --benchmark-only -s``.
+PARALLEL_MIN_ENTRIES = 1 << 18
+
+
 @njit(cache=True, parallel=True)
 def support_bits(visits, out):
     """Pack visit counts int (P, S, A) into per-state action bit masks ``out`` uint8 (P, S)."""
     for p in prange(visits.shape[0]):
-        for s in range(visits.shape[1]):
-            bits = 0
-            for a in range(visits.shape[2]):
-                if visits[p, s, a] > 0:
-                    bits |= 1 << a
-            out[p, s] = bits
+        _support_bits_of(visits, out, p)
+
+
+@njit(cache=True)
+def support_bits_serial(visits, out):
+    """:func:`support_bits` on one thread."""
+    for p in range(visits.shape[0]):
+        _support_bits_of(visits, out, p)
+
+
+@njit(cache=True, inline="always")
+def _support_bits_of(visits, out, p):
+    for s in range(visits.shape[1]):
+        bits = 0
+        for a in range(visits.shape[2]):
+            if visits[p, s, a] > 0:
+                bits |= 1 << a
+        out[p, s] = bits
 
 
 @njit(cache=True, inline="always")
@@ -64,6 +82,12 @@ def _masked_argmax4(v0, v1, v2, v3, bits):
 
 #: Combinations per parallel task of the batched kernels (scratch is allocated once per task).
 BLOCK = 64
+
+#: Q entries read (B·k·S·A) from which :func:`compose_batch` runs in parallel, and combinations (B) from
+#: which :func:`offline_rollout_batch` does (see :func:`lever.threads.pick`), measured by
+#: ``python -m pytest benchmarks/bench_dispatch.py --benchmark-only -s``.
+PARALLEL_MIN_COMPOSE_ENTRIES = 1 << 21
+PARALLEL_MIN_ROLLOUTS = 4096
 
 
 @njit(cache=True, parallel=True)
@@ -139,10 +163,22 @@ def _compose_range(values, support, combos, betas, operator, actions, covered, l
 def mask_unvisited(values, support, out):
     """``out`` float (P, S, A) = ``values`` where the policy visited (s, a), else -inf (for ``OP_MAX``)."""
     for p in prange(values.shape[0]):
-        for s in range(values.shape[1]):
-            bits = support[p, s]
-            for a in range(values.shape[2]):
-                out[p, s, a] = values[p, s, a] if (bits >> a) & 1 else -np.inf
+        _mask_unvisited_of(values, support, out, p)
+
+
+@njit(cache=True)
+def mask_unvisited_serial(values, support, out):
+    """:func:`mask_unvisited` on one thread."""
+    for p in range(values.shape[0]):
+        _mask_unvisited_of(values, support, out, p)
+
+
+@njit(cache=True, inline="always")
+def _mask_unvisited_of(values, support, out, p):
+    for s in range(values.shape[1]):
+        bits = support[p, s]
+        for a in range(values.shape[2]):
+            out[p, s, a] = values[p, s, a] if (bits >> a) & 1 else -np.inf
 
 
 @njit(cache=True, inline="always")

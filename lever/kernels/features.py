@@ -19,15 +19,38 @@ from .rollout import greedy_action
 from .world import N_TERMS, set_rewards, step
 
 
+#: States (P·S) from which :func:`greedy_policies` runs in parallel, and rollouts (P·K) from which
+#: :func:`successor_features` does (see :func:`lever.threads.pick`), measured by
+#: ``python -m pytest benchmarks/bench_dispatch.py --benchmark-only -s``.
+PARALLEL_MIN_STATES = 1 << 20
+PARALLEL_MIN_ROLLOUTS = 256
+
+#: (policy, start) pairs per parallel task of :func:`successor_features` (scratch is allocated once per task).
+ROLLOUT_BLOCK = 16
+
+
 @njit(cache=True, parallel=True)
 def greedy_policies(q):
     """Greedy action per state of a stack of Q tables (P, S, A) → int32 (P, S), lowest index on ties."""
-    n_policies, n_states = q.shape[0], q.shape[1]
-    out = np.empty((n_policies, n_states), dtype=np.int32)
-    for p in prange(n_policies):
-        for s in range(n_states):
-            out[p, s] = greedy_action(q[p], s)
+    out = np.empty((q.shape[0], q.shape[1]), dtype=np.int32)
+    for p in prange(q.shape[0]):
+        _greedy_of(q, out, p)
     return out
+
+
+@njit(cache=True)
+def greedy_policies_serial(q):
+    """:func:`greedy_policies` on one thread."""
+    out = np.empty((q.shape[0], q.shape[1]), dtype=np.int32)
+    for p in range(q.shape[0]):
+        _greedy_of(q, out, p)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _greedy_of(q, out, p):
+    for s in range(q.shape[1]):
+        out[p, s] = greedy_action(q[p], s)
 
 
 @njit(cache=True, parallel=True)
@@ -55,22 +78,42 @@ def successor_features(world, actions, starts, max_steps, gamma, cell_kinds, ski
     geometric sum and steps only the remainder. The result equals stepping
     to the cap up to float rounding.
     """
-    n_policies = actions.shape[0]
+    n_jobs = actions.shape[0] * starts.shape[0]
+    for block in prange((n_jobs + ROLLOUT_BLOCK - 1) // ROLLOUT_BLOCK):
+        _successor_range(world, actions, starts, max_steps, gamma, cell_kinds, skip_cycles, psi, steps, ends,
+                         block * ROLLOUT_BLOCK, min(n_jobs, (block + 1) * ROLLOUT_BLOCK))
+
+
+@njit(cache=True)
+def successor_features_serial(world, actions, starts, max_steps, gamma, cell_kinds, skip_cycles,
+                              psi, steps, ends):
+    """:func:`successor_features` on one thread, the same results."""
+    _successor_range(world, actions, starts, max_steps, gamma, cell_kinds, skip_cycles, psi, steps, ends,
+                     0, actions.shape[0] * starts.shape[0])
+
+
+@njit(cache=True)
+def _successor_range(world, actions, starts, max_steps, gamma, cell_kinds, skip_cycles, psi, steps, ends,
+                     lo, hi):
+    # (policy, start) pairs lo..hi-1 of successor_features, with the scratch allocated once.
     n_starts = starts.shape[0]
     n_gold = world.gold_dist.shape[1]
     cells = world.cells
     n_components = N_SETS
     n_states = cells.shape[0]
     dim = psi.shape[2]
-    for job in prange(n_policies * n_starts):
+    # Scratch, reset for every rollout and reused for every step of it.
+    gold_taken = np.zeros(n_gold, dtype=np.uint8)
+    reward = np.zeros(N_SETS)
+    terms = np.empty(N_TERMS)
+    entered_at = np.full(n_states, -1, dtype=np.int64)
+    cycle = np.zeros(dim)
+    for job in range(lo, hi):
         p = job // n_starts
         k = job - p * n_starts
-        # Scratch per rollout, reused for every step of it.
-        gold_taken = np.zeros(n_gold, dtype=np.uint8)
-        reward = np.zeros(N_SETS)
-        terms = np.empty(N_TERMS)
-        entered_at = np.full(n_states, -1, dtype=np.int64)
-        cycle = np.zeros(dim)
+        gold_taken[:] = 0
+        entered_at[:] = -1
+        cycle[:] = 0.0
         for d in range(dim):
             psi[p, k, d] = 0.0
         pos = starts[k]

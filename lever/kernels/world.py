@@ -199,7 +199,8 @@ def step(world, pos, action, gold_taken, lever_on, terms):
     terms[T_D_LEVER] = _progress(world.dist_lever, pos, nxt)
     terms[T_H_DIFF] = float(world.hazard_neighbours[pos] - world.hazard_neighbours[nxt])
     terms[T_H_NEXT] = world.hazard_neighbours[nxt]
-    # d_gold over the gold left before this step; unreachable gold is ignored.
+    # d_gold over the gold left before this step; unreachable gold is ignored. Written as selects,
+    # not branches: on 25-50 gold this loop is much of a step's cost (ints, so the result is the same).
     n_gold = world.gold_dist.shape[1]
     unknown = world.cells.shape[0]  # longer than any BFS distance
     near_before = unknown
@@ -207,14 +208,12 @@ def step(world, pos, action, gold_taken, lever_on, terms):
     left = 0
     # The first release's rules read no distance, and the gold left only at the exit: skip the O(G) scan.
     for g in range(n_gold if world.rules == RULES_STUDY or kind == EXIT else 0):
-        if gold_taken[g] == 0:
-            left += 1
-            db = world.gold_dist[pos, g]
-            da = world.gold_dist[nxt, g]
-            if db >= 0 and db < near_before:
-                near_before = db
-            if da >= 0 and da < near_after:
-                near_after = da
+        free = gold_taken[g] == 0
+        left += free
+        db = world.gold_dist[pos, g]
+        da = world.gold_dist[nxt, g]
+        near_before = min(near_before, db if free and db >= 0 else unknown)
+        near_after = min(near_after, da if free and da >= 0 else unknown)
     if near_before < unknown and near_after < unknown:
         terms[T_D_GOLD] = float(near_before - near_after)
     terms[T_GOLD_LEFT] = left
@@ -391,6 +390,11 @@ def objective_reward(terms, masks, coefs):
 #: Agents per parallel task of :func:`step_batch` (scratch is allocated once per task).
 BLOCK = 256
 
+#: Batches of fewer agents go to :func:`step_batch_serial` (see :func:`lever.threads.pick`). Measured by
+#: ``python -m pytest benchmarks/bench_dispatch.py -k step_batch --benchmark-only -s``: below it the
+#: parallel kernel loses to the serial one, idle or beside a busy process.
+PARALLEL_MIN_AGENTS = 4096
+
 
 @njit(cache=True, parallel=True)
 def step_batch(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
@@ -400,18 +404,39 @@ def step_batch(world, positions, actions, gold_taken, lever_on, masks, coefs, re
     positions, actions, lever_on: int (N,), positions and lever_on updated
     in place; gold_taken: uint8 (N, G) in place; masks, coefs: the
     objective (see :func:`objective_reward`); rewards: float64 (N,) out;
-    set_out: float64 (N, N_SETS) out, every set's reward, or shape (0, 0)
-    to skip; terminated: bool (N,) out.
+    set_out: float64 (N, N_SETS) out, every set's reward, or (N, N_COMPONENTS),
+    the single components' rewards (the reward vector, a quarter of the
+    work), or shape (0, 0) to skip; terminated: bool (N,) out.
     """
-    record = set_out.shape[0] > 0
     n = positions.shape[0]
     for block in prange((n + BLOCK - 1) // BLOCK):
-        terms = np.empty(N_TERMS)
-        for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
-            nxt, lever, done = step(world, positions[i], actions[i], gold_taken[i], lever_on[i], terms)
-            positions[i] = nxt
-            lever_on[i] = lever
-            terminated[i] = done
-            rewards[i] = objective_reward(terms, masks, coefs)
-            if record:
-                set_rewards(terms, set_out[i])
+        _step_range(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+                    terminated, block * BLOCK, min(n, (block + 1) * BLOCK))
+
+
+@njit(cache=True)
+def step_batch_serial(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+                      terminated):
+    """:func:`step_batch` on one thread, the same results: for small batches and busy machines."""
+    _step_range(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+                terminated, 0, positions.shape[0])
+
+
+@njit(cache=True)
+def _step_range(world, positions, actions, gold_taken, lever_on, masks, coefs, rewards, set_out,
+                terminated, lo, hi):
+    # Agents lo..hi-1 of step_batch, with the terms scratch allocated once.
+    record = set_out.shape[0] > 0
+    every_set = set_out.shape[1] == N_SETS
+    terms = np.empty(N_TERMS)
+    for i in range(lo, hi):
+        nxt, lever, done = step(world, positions[i], actions[i], gold_taken[i], lever_on[i], terms)
+        positions[i] = nxt
+        lever_on[i] = lever
+        terminated[i] = done
+        rewards[i] = objective_reward(terms, masks, coefs)
+        if record and every_set:
+            set_rewards(terms, set_out[i])
+        elif record:
+            for c in range(set_out.shape[1]):
+                set_out[i, c] = set_reward(terms, 1 << c)

@@ -132,15 +132,16 @@ def _sigint_blocked() -> Iterator[None]:
 class WorkerPool(ProcessPoolExecutor):
     """A :class:`ProcessPoolExecutor` of ``jobs`` spawned workers set up by :func:`init_worker`.
 
-    ``numba_threads`` caps each worker's Numba threads (None leaves Numba's
-    default). Spawned, not forked: a worker must not inherit this process's
+    ``numba_threads`` caps each worker's kernel threads (default 1: the
+    workers already share the cores, and a parallel kernel beside busy
+    neighbours waits for its slowest thread; None leaves Numba's default). Spawned, not forked: a worker must not inherit this process's
     threads or Numba's threading state. A worker starts when work is
     submitted and no worker is free, and on Linux dies with the thread that
     started it, so submit from a thread that outlives the pool (as sweeps
     and builds do: they submit from the calling thread).
     """
 
-    def __init__(self, jobs: int, numba_threads: int | None = None):
+    def __init__(self, jobs: int, numba_threads: int | None = 1):
         super().__init__(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                          initializer=init_worker, initargs=(os.getpid(), numba_threads))
 

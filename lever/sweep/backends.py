@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 from ..errors import LeverError, check_choice
 from ..library.workers import WorkerPool
+from ..threads import run_on_one_thread
 
 #: Backend names :func:`make_backend` accepts.
 BACKENDS = ("process", "ray")
@@ -86,10 +87,10 @@ class RayBackend:
         self.remote = {}
 
     def submit(self, fn: Callable, *args):
-        """Start ``fn(*args)`` as a one-CPU Ray task; returns its object ref."""
+        """Start ``fn(*args)`` as a one-CPU Ray task, its kernels on one thread; returns its object ref."""
         if fn not in self.remote:
-            self.remote[fn] = self.ray.remote(num_cpus=1)(fn)
-        return self.remote[fn].remote(*args)
+            self.remote[fn] = self.ray.remote(num_cpus=1)(run_on_one_thread)
+        return self.remote[fn].remote(fn, *args)
 
     def next_done(self, pending: set) -> list:
         """One finished object ref of ``pending``."""

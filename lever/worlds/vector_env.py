@@ -18,9 +18,14 @@ from gymnasium.vector.utils import batch_space
 from .env import GridWorldEnv
 from ..errors import LeverError
 from .grid import Layout
-from ..kernels.constants import N_ACTIONS, N_SETS
-from ..kernels.world import step_batch
-from .objectives import SINGLETONS, ObjectiveLike, objective_terms
+from ..kernels.constants import N_ACTIONS, N_COMPONENTS
+from ..kernels.world import PARALLEL_MIN_AGENTS, step_batch, step_batch_serial
+from .objectives import ObjectiveLike, objective_terms
+from ..threads import pick
+
+
+#: Batches up to this size check their actions with Python's min and max (no NumPy reduction).
+SMALL_BATCH = 64
 
 
 class GridWorldVectorEnv(VectorEnv):
@@ -47,7 +52,7 @@ class GridWorldVectorEnv(VectorEnv):
         self._lever_on = np.zeros(n, dtype=np.int64)
         self._steps = np.zeros(n, dtype=np.int64)
         self._rewards = np.zeros(n)
-        self._set_rewards = np.zeros((n, N_SETS))
+        self._set_rewards = np.zeros((n, N_COMPONENTS))  # the single components' rewards
         self._terminated = np.zeros(n, dtype=np.bool_)
         self._needs_reset = np.zeros(n, dtype=np.bool_)
 
@@ -67,22 +72,29 @@ class GridWorldVectorEnv(VectorEnv):
     def step(self, actions):
         """Step every sub-env: (observations (N,), rewards (N,), terminations, truncations, infos)."""
         actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
+        if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
             raise LeverError(f"actions must be integers of shape ({self.num_envs},), got {actions.dtype} "
                              f"{actions.shape}")
-        if actions.size and (actions.min() < 0 or actions.max() >= N_ACTIONS):
+        if self.num_envs <= SMALL_BATCH:  # Python's min and max beat two NumPy reductions here
+            values = actions.tolist()
+            out_of_range = min(values) < 0 or max(values) >= N_ACTIONS
+        else:
+            out_of_range = actions.min() < 0 or actions.max() >= N_ACTIONS
+        if out_of_range:
             raise LeverError(f"actions must be in 0..{N_ACTIONS - 1}")
-        resetting = self._needs_reset.copy()
-        step_batch(self.layout.world_for(self.rules), self._positions, actions.astype(np.int64, copy=False), self._gold_taken,
-                   self._lever_on, self._masks, self._coefs, self._rewards, self._set_rewards, self._terminated)
+        resetting = self._needs_reset.copy() if np.count_nonzero(self._needs_reset) else None
+        kernel = pick(step_batch, step_batch_serial, self.num_envs, PARALLEL_MIN_AGENTS)
+        kernel(self.layout.world_for(self.rules), self._positions, actions.astype(np.int64, copy=False),
+               self._gold_taken, self._lever_on, self._masks, self._coefs, self._rewards, self._set_rewards,
+               self._terminated)
         self._steps += 1
         truncated = ~self._terminated & (self._steps >= self.max_steps)
-        if resetting.any():
+        if resetting is not None:
             self._restart(resetting)
             self._rewards[resetting] = 0.0
             self._set_rewards[resetting] = 0.0
             self._terminated[resetting] = False
             truncated[resetting] = False
         self._needs_reset = self._terminated | truncated
-        infos = {"reward_vector": self._set_rewards[:, SINGLETONS]}
+        infos = {"reward_vector": self._set_rewards.copy()}
         return (self._positions.copy(), self._rewards.copy(), self._terminated.copy(), truncated, infos)
