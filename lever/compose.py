@@ -36,6 +36,7 @@ from .kernels.table_compose import (
 )
 from .kernels.world import N_TERMS
 from .threads import pick
+from .worlds.objectives import Objective, ObjectiveLike
 
 #: Composition operators by name: ``sum`` composes each member's own Q, ``max`` is GPI.
 OPERATORS = {"sum": OP_SUM, "max": OP_MAX}

@@ -18,7 +18,7 @@ from ..evaluation import rollout
 from ..library import Q_DTYPES, BuildSpec, PolicyLibrary
 from ..library.build import DEFAULTS as BUILD
 from ..phase_plan import PLAN_MODES
-from ..worlds.objectives import COMPONENTS, Objective
+from ..worlds.objectives import Objective
 from ..worlds.tabular import TabularWorld
 from ..scoring import SCORINGS
 from ..search import compose
