@@ -51,6 +51,7 @@ import numpy as np
 from .errors import FileFormatError, LeverError
 from .fileio import atomic_write, sha256_file, write_json
 from .index_files import INDEX_FORMAT, INDEX_VERSION, read_index, saved_version
+from .index_checks import check_graph_labels
 from .index_graphs import DistinctSignatures, IndexParams, build_graph, mips_query, mips_vectors, search_graph
 from .objectives import Objective
 
@@ -337,4 +338,8 @@ class PolicyIndex:
                     raise FileFormatError(f"{manifest}: group {key!r} of {rows.size} policies "
                                           f"{'lacks' if graph is None else 'has'} a {kind} graph, but {field} "
                                           f"is {getattr(params, field)}")
+            for graph, points in zip(graphs[key], (np.arange(index._distinct[key].distinct.shape[0])
+                                                   if key in index._distinct else None, rows)):
+                if graph is not None:
+                    check_graph_labels(graph, points, f"{manifest}: group {key!r}")
         return index
