@@ -18,6 +18,8 @@ from ..evaluation import rollout
 from ..library import Q_DTYPES, BuildSpec, PolicyLibrary
 from ..library.build import DEFAULTS as BUILD
 from ..objectives import COMPONENTS, Objective
+from ..ownership import check_save_path
+from ..policy import COMPOSED_FORMAT
 from ..scoring import SCORINGS
 from ..search import compose
 from ..strategies import STRATEGIES
@@ -164,6 +166,8 @@ def _finite(value):
 
 def _cmd_compose(args: argparse.Namespace) -> int:
     check_figure_path(args.show)
+    if args.save is not None:
+        check_save_path(args.save, ".npz", COMPOSED_FORMAT, "--save")
     if args.repeats < 0:
         raise LeverError(f"--repeats must be >= 0, got {args.repeats}")
     library = PolicyLibrary.open(args.directory)
@@ -245,7 +249,9 @@ def add_compose_command(sub) -> None:
                                   "first call's (default: 5)")
     compose_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     compose_cmd.add_argument("--save", default=None, metavar="FILE",
-                             help="save the composed policy to FILE (.npz; lever.ComposedPolicy.load reads it)")
+                             help="save the composed policy to FILE (.npz, outside any library, sweep or reproduction "
+                                  "directory; an existing FILE is replaced only if it is a lever composed policy; "
+                                  "lever.ComposedPolicy.load reads it)")
     compose_cmd.add_argument("--show", default=None, metavar="FILE",
                              help="draw the composed policy, its union support and route to FILE (.png/.svg/.pdf)")
     compose_cmd.set_defaults(func=_cmd_compose)

@@ -13,7 +13,8 @@ from ..evaluation import as_actions, rollout
 from ..gridworld import PRESETS, Layout
 from ..library.build import DEFAULTS as BUILD
 from ..objectives import COMPONENTS, RULES, Objective
-from ..training import ALGORITHMS, BUDGETS, TrainConfig, train
+from ..ownership import check_outside_outputs, check_save_path
+from ..training import ALGORITHMS, BUDGETS, POLICY_FORMAT, TrainConfig, train
 from .status import ready_kernels
 
 #: Budget names of every setting, in the study's order.
@@ -47,8 +48,10 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_from_args(args: argparse.Namespace, figure: str | None):
-    # The one policy both commands train and roll out; a bad figure name fails before training.
+    # The one policy both commands train and roll out; a bad figure or policy file name fails before training.
     check_figure_path(figure)
+    if getattr(args, "save", None) is not None:
+        check_save_path(args.save, ".npz", POLICY_FORMAT, "--save")
     layout = Layout.generate(args.grid, seed=args.seed)
     overrides = {"episodes": args.episodes} if args.episodes is not None else {}
     config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm,
@@ -104,6 +107,8 @@ def check_figure_path(path: str | None) -> None:
 
     if path is not None and Path(path).suffix.lower() not in FIGURE_FORMATS:  # before any training
         raise LeverError(f"figure file must end in one of {', '.join(FIGURE_FORMATS)}, got {path!r}")
+    if path is not None:
+        check_outside_outputs(path, "figure file")
 
 
 def add_commands(sub) -> None:
@@ -115,8 +120,9 @@ def add_commands(sub) -> None:
     train_cmd.add_argument("--show", default=None, metavar="FILE",
                            help="also draw the policy (arrows, support, route) to FILE (.png, .svg, .pdf)")
     train_cmd.add_argument("--save", default=None, metavar="FILE",
-                           help="also save the trained policy (Q table, support, snapshots) to FILE (.npz); "
-                                "lever.TrainedPolicy.load reads it")
+                           help="also save the trained policy (Q table, support, snapshots) to FILE (.npz; an existing "
+                                "FILE is replaced only if it is a lever trained policy); lever.TrainedPolicy.load "
+                                "reads it")
     train_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     train_cmd.set_defaults(func=_cmd_train)
 

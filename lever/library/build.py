@@ -37,6 +37,7 @@ from ..evaluation import rollout
 from ..fileio import LOCK_NAME, atomic_write, exclusive_lock, read_json, sha256_file, write_json
 from ..gridworld import Layout
 from ..objectives import Objective
+from ..ownership import check_output_dir, mark_output_dir, unmark_output_dir
 from ..training import train
 from .checks import UnusableTables, check_finite_tables
 from .spec import BuildSpec
@@ -134,7 +135,7 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
     spec = BuildSpec(setting, tuple(layout_seeds), tuple(budgets), tuple(objectives), algorithm, float(gamma),
                      int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules)
     check_jobs(jobs)
-    root = Path(root)
+    root = check_output_dir(root, "library", "library directory")
     layouts = [Layout.generate(spec.setting, seed=s) for s in spec.layout_seeds]
     ids = [layout.id for layout in layouts]
     if len(set(ids)) != len(ids):
@@ -144,9 +145,12 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
     created = not root.exists()
     try:
         with exclusive_lock(root, "library"):
+            check_output_dir(root, "library", "library directory")  # again, now that no one else writes it
+            mark_output_dir(root, "library")
             return _build_locked(root, spec, layouts, jobs, progress, on_policy)
     except UnusableTables:
         if created:  # nothing but the lock file left: leave no trace of the failed build
+            unmark_output_dir(root, "library")
             try:
                 (root / LOCK_NAME).unlink()
                 root.rmdir()
