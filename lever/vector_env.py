@@ -22,6 +22,7 @@ from .gridworld import Layout
 from .kernels.constants import N_ACTIONS, N_SETS
 from .kernels.world import step_batch
 from .objectives import ObjectiveLike, objective_terms
+from .resources import check_memory
 
 
 class GridWorldVectorEnv(VectorEnv):
@@ -34,6 +35,8 @@ class GridWorldVectorEnv(VectorEnv):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise LeverError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         single = GridWorldEnv(layout, objective, max_steps=max_steps, layout_seed=layout_seed, rules=rules)
+        # Per sub-env: eight int64/float64 vectors, the gold flags and the set rewards, plus their copies.
+        check_memory(2 * int(num_envs) * (64 + single.layout.gold.size + 8 * N_SETS), f"{num_envs:,} sub-envs")
         self.layout, self.objective, self.rules = single.layout, single.objective, single.rules
         self.max_steps = single.max_steps
         self.num_envs = int(num_envs)
@@ -51,6 +54,7 @@ class GridWorldVectorEnv(VectorEnv):
         self._set_rewards = np.zeros((n, N_SETS))
         self._terminated = np.zeros(n, dtype=np.bool_)
         self._needs_reset = np.zeros(n, dtype=np.bool_)
+        self._started = False  # step() before the first reset() is an error
 
     def _restart(self, which: np.ndarray) -> None:
         self._positions[which] = self.layout.start
@@ -63,10 +67,13 @@ class GridWorldVectorEnv(VectorEnv):
         super().reset(seed=seed)
         self._restart(slice(None))
         self._needs_reset[:] = False
+        self._started = True
         return self._positions.copy(), {}
 
     def step(self, actions):
         """Step every sub-env: (observations (N,), rewards (N,), terminations, truncations, infos)."""
+        if not self._started:
+            raise LeverError("call reset() before the first step()")
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
             raise LeverError(f"actions must be integers of shape ({self.num_envs},), got {actions.dtype} "

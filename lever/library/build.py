@@ -132,8 +132,8 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
     its objective and budget, and nothing of this build is left behind.
     Also ``PolicyLibrary.build``.
     """
-    spec = BuildSpec(setting, tuple(layout_seeds), tuple(budgets), tuple(objectives), algorithm, float(gamma),
-                     int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules)
+    spec = BuildSpec(setting, layout_seeds, tuple(budgets), tuple(objectives), algorithm, gamma,
+                     train_seed, episodes, q_dtype, embedding or EmbeddingConfig(), rules)
     check_jobs(jobs)
     root = check_output_dir(root, "library", "library directory")
     layouts = [Layout.generate(spec.setting, seed=s) for s in spec.layout_seeds]
