@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .array_files import load_npy
 from .errors import FileFormatError, LeverError
 from .fileio import check_file, check_type, read_json, resolve_inside
 from .index_checks import check_graph_file
@@ -66,10 +67,7 @@ def read_index(directory: Path, fingerprint: str | None) -> SavedIndex:
         path = paths.get(f"{name}.npy")
         if path is None:
             raise FileFormatError(f"{manifest}: lists no {name}.npy")
-        try:
-            arrays[name] = np.load(path)
-        except (ValueError, OSError, EOFError) as exc:
-            raise FileFormatError(f"{path}: not a readable array ({exc})") from None
+        arrays[name] = load_npy(path, f"the index's {name}")
         if arrays[name].shape != shape or arrays[name].dtype.kind not in kinds:
             raise FileFormatError(f"{path}: {arrays[name].dtype} {arrays[name].shape}, expected shape {shape}")
     layouts = [check_type(x, str, f"{manifest}: layouts[{i}]")

@@ -107,12 +107,14 @@ def check_output_dir(path, kind: str, what: str = "output directory") -> Path:
     return directory
 
 
-def mark_output_dir(directory: Path, kind: str) -> None:
+def mark_output_dir(directory: Path, kind: str) -> bool:
     """Write ``directory``'s marker of ``kind`` (atomically) unless it has it; call under the directory's lock,
-    after :func:`check_output_dir`."""
+    after :func:`check_output_dir`. Returns whether it wrote the marker now."""
     marker = directory / marker_name(kind)
-    if not marker.is_file():
-        write_json(marker, MARKER_FORMAT, MARKER_VERSION, {"kind": kind, "lever_version": __version__})
+    if marker.is_file():
+        return False
+    write_json(marker, MARKER_FORMAT, MARKER_VERSION, {"kind": kind, "lever_version": __version__})
+    return True
 
 
 def unmark_output_dir(directory: Path, kind: str) -> None:

@@ -23,6 +23,7 @@ from .objectives import Objective, ObjectiveLike
 from .retrieval import PreparedLayout, prepare_layout, retrieve
 from .scoring import SCORINGS, Scorer
 from .strategies import DEFAULT_K, DEFAULT_WIDTH, Strategy, make_strategy
+from .validation import LeverTypeError, check_int
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,10 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     :class:`~lever.policy.ComposedPolicy`).
     """
     objective = Objective.parse(objective)  # a misspelt objective is named before any loading
+    k, width = check_int(k, "k", 1), check_int(width, "width", 1)
+    pool = None if pool is None else check_int(pool, "pool", 1)
+    if not isinstance(plan, (bool, np.bool_)):
+        raise LeverTypeError(f"plan must be True or False, got {plan!r}")
     chosen = make_strategy(strategy, k=k, width=width)
     return _search(prepare_layout(library, layout), objective, chosen, operator, scoring, plan, pool)
 

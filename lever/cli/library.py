@@ -15,6 +15,7 @@ from ..compose import OPERATORS
 from ..embeddings import EmbeddingConfig
 from ..errors import LeverError
 from ..evaluation import rollout
+from ..array_files import load_npy
 from ..library import Q_DTYPES, BuildSpec, PolicyLibrary
 from ..library.build import DEFAULTS as BUILD
 from ..objectives import COMPONENTS, Objective
@@ -79,12 +80,8 @@ def _cmd_library_reindex(args: argparse.Namespace) -> int:
 
 
 def _load_table(path: str, what: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise LeverError(f"{path}: no such file ({what})") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise LeverError(f"{path}: not a readable .npy array ({what}: {exc})") from None
+    # A regular .npy file whose header's size is checked before numpy allocates it (never a FIFO or an .npz).
+    return load_npy(path, what)
 
 
 def _cmd_library_add(args: argparse.Namespace) -> int:

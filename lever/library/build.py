@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from ..array_files import check_npz
 from ..embeddings import EmbeddingConfig, canonical_states, embed_policies
 from ..errors import LeverError
 from ..evaluation import rollout
@@ -96,6 +97,7 @@ def _train_one(spec_doc: dict, policy_id: int, staging: str) -> tuple[int, float
 def _read_shard(path: Path, key: str) -> dict | None:
     """The arrays of a staged policy, or None when it is missing, unreadable or from another build."""
     try:
+        check_npz(path, "a staged policy")
         with np.load(path) as shard:
             arrays = {name: shard[name] for name in shard.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
@@ -142,15 +144,16 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
         raise LeverError(f"layout seeds {list(spec.layout_seeds)} give repeated layouts")
     for layout in layouts:  # fail before training if K does not fit
         embed_policies(layout, np.zeros((0, layout.n_states), dtype=np.int32), config=spec.embedding)
-    created = not root.exists()
+    created, marked = not root.exists(), False
     try:
         with exclusive_lock(root, "library"):
             check_output_dir(root, "library", "library directory")  # again, now that no one else writes it
-            mark_output_dir(root, "library")
+            marked = mark_output_dir(root, "library")
             return _build_locked(root, spec, layouts, jobs, progress, on_policy)
     except UnusableTables:
-        if created:  # nothing but the lock file left: leave no trace of the failed build
+        if marked:  # the directory was no library before this build: it is none after it
             unmark_output_dir(root, "library")
+        if created:  # nothing but the lock file left: leave no trace of the failed build
             try:
                 (root / LOCK_NAME).unlink()
                 root.rmdir()

@@ -72,7 +72,10 @@ def _check_out_dir(config: SweepConfig, out: Path) -> None:
     if manifest.exists():
         stored = read_json(manifest, SWEEP_FORMAT, FORMAT_VERSION)
         if stored.get("config_hash") != config.hash:
-            previous = stored.get("config", {})
+            previous = stored.get("config")
+            if not isinstance(previous, dict):
+                raise FileFormatError(f"{manifest}: config: expected an object, got {previous!r}; delete {out} "
+                                      f"to start over, or choose another output directory")
             changed = sorted(k for k, v in config.to_dict().items() if previous.get(k) != v)
             raise LeverError(f"{out} holds a sweep with another configuration (hash {stored.get('config_hash')}, "
                              f"this one {config.hash}; differs in {', '.join(changed) or 'format'}): "
