@@ -42,15 +42,16 @@ class RolloutResult:
 
 
 def as_actions(policy, n_states: int) -> np.ndarray:
-    """Action table int32 (S,) from a Q table (S, A), an action table (S,), or an object with ``.q``."""
-    table = getattr(policy, "q", policy)
+    """Action table int32 (S,) from a Q table (S, A), an action table (S,), or an object with ``.q`` or
+    ``.actions`` (a TrainedPolicy, a ComposedPolicy)."""
+    table = getattr(policy, "q", getattr(policy, "actions", policy))
     table = np.asarray(table)
     if table.ndim == 2:
         if table.shape != (n_states, N_ACTIONS) or not np.issubdtype(table.dtype, np.floating):
             raise LeverError(f"Q table must be float (S={n_states}, A={N_ACTIONS}), "
                              f"got {table.dtype} {table.shape}")
-        if np.isnan(table).any():
-            raise LeverError("Q table contains NaN")
+        if not np.isfinite(table).all():  # an infinite entry ranks nothing: every tie goes to action 0
+            raise LeverError("Q table contains NaN or infinity")
         return greedy_policy(table)
     if table.shape != (n_states,) or not np.issubdtype(table.dtype, np.integer):
         raise LeverError(f"action table must be integer (S={n_states},), got {table.dtype} {table.shape}")
@@ -68,6 +69,9 @@ def rollout(layout: Layout, policy, objective: ObjectiveLike = "path", rules: st
     end the episode as a dead end. ``max_steps`` defaults to the layout's H·W.
     """
     set_weights = Objective.parse(objective).set_weights(rules)
+    made_for = getattr(policy, "layout_id", None)
+    if isinstance(made_for, str) and made_for != layout.id:
+        raise LeverError(f"the policy was made for layout {made_for}, not this layout {layout.id}")
     actions = as_actions(policy, layout.n_states)
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
                                   or max_steps < 1):

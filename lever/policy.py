@@ -9,7 +9,9 @@ import numpy as np
 
 from .errors import FileFormatError, LeverError
 from .fileio import read_arrays, write_arrays
+from .compose import OPERATORS
 from .kernels.constants import N_ACTIONS
+from .validation import is_int
 
 #: File format of a saved :class:`ComposedPolicy`.
 COMPOSED_FORMAT = "lever-composed-policy"
@@ -54,10 +56,13 @@ class ComposedPolicy:
         arrays, meta = read_arrays(path, COMPOSED_FORMAT, COMPOSED_VERSION)
         actions = arrays.get("actions")
         try:
+            ids, operator, planned, layout_id = (meta["policy_ids"], meta["operator"], meta["planned"],
+                                                 meta["layout_id"])
             ok = (actions is not None and actions.ndim == 1 and actions.dtype == np.int32
-                  and actions.size > 0 and actions.min() >= -1 and actions.max() < N_ACTIONS)
-            policy = cls(actions, tuple(int(p) for p in meta["policy_ids"]), str(meta["operator"]),
-                         bool(meta["planned"]), str(meta["layout_id"]))
+                  and actions.size > 0 and actions.min() >= -1 and actions.max() < N_ACTIONS
+                  and isinstance(ids, list) and all(is_int(p) and p >= 0 for p in ids)
+                  and operator in OPERATORS and isinstance(planned, bool) and isinstance(layout_id, str))
+            policy = cls(actions, tuple(int(p) for p in ids), operator, planned, layout_id) if ok else None
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:

@@ -22,6 +22,7 @@ from .kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.rollout import greedy_policy
 from .kernels.training import train_tabular
 from .objectives import Objective, ObjectiveLike, check_rules, objective_terms
+from .policy_checks import check_trained_arrays
 from .resources import check_memory
 
 ALGORITHMS = ("sarsa", "q_learning")
@@ -176,13 +177,12 @@ class TrainedPolicy:
         try:
             policy = cls(**{name: arrays.get(name) for name in _ARRAYS}, wall_time=float(meta["wall_time"]),
                          objective=Objective.parse(meta["objective"]), config=TrainConfig(**meta["config"]),
-                         layout_id=str(meta["layout_id"]))
-        except (KeyError, TypeError, LeverError) as exc:
+                         layout_id=meta["layout_id"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # LeverError is a ValueError
             raise FileFormatError(f"{path}: malformed trained policy ({exc})") from None
-        shape = policy.q.shape if policy.q is not None else None
-        if shape is None or policy.q.ndim != 2 or any(
-                getattr(policy, name) is None for name in _ARRAYS if name != "q_vector"):
+        if any(getattr(policy, name) is None for name in _ARRAYS if name != "q_vector"):
             raise FileFormatError(f"{path}: malformed trained policy (missing arrays)")
+        check_trained_arrays(policy, path)
         return policy
 
     def snapshot(self, i: int) -> "TrainedPolicy":

@@ -53,6 +53,7 @@ from ..kernels.constants import EXIT
 from .checks import Manifest, index_record, manifest_fingerprint, parse_manifest
 from .records import PolicyRecord, PolicyTables, array_file, layout_arrays
 from .spec import BuildSpec
+from .values import check_layout_values
 
 __all__ = ["INDEX_DIR", "LIBRARY_FORMAT", "LIBRARY_VERSION", "LOCK_WAIT_S", "MANIFEST", "READABLE_VERSIONS",
            "STAGING", "PolicyLibrary", "PolicyRecord", "PolicyTables", "array_file", "layout_arrays"]
@@ -178,13 +179,14 @@ class PolicyLibrary:
     @classmethod
     def _open_arrays(cls, root: Path, checked: Manifest, spec: BuildSpec, layout: Layout,
                      n: int) -> dict[str, np.ndarray]:
-        loaded = {}
+        loaded, paths = {}, {}
         for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n).items():
-            path = cls._listed(root, checked, array_file(layout.id, name, checked.generations[layout.id]))
+            path = paths[name] = cls._listed(root, checked, array_file(layout.id, name, checked.generations[layout.id]))
             array = _load_npy(path)
             if array.shape != shape or array.dtype != dtype:
                 raise FileFormatError(f"{path}: {array.dtype} {array.shape}, expected {dtype} {shape}")
             loaded[name] = array
+        check_layout_values(layout, loaded, paths)  # the values too, not only their checksums
         return loaded
 
     @staticmethod
