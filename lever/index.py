@@ -54,6 +54,7 @@ from .index_files import INDEX_FORMAT, INDEX_VERSION, read_index, saved_version
 from .index_checks import check_graph_labels
 from .index_graphs import DistinctSignatures, IndexParams, build_graph, mips_query, mips_vectors, search_graph
 from .objectives import Objective
+from .validation import check_int
 
 __all__ = ["ALL", "INDEX_FORMAT", "INDEX_VERSION", "Candidate", "IndexParams", "PolicyIndex", "build_graph",
            "mips_query", "mips_vectors", "saved_version"]
@@ -153,8 +154,7 @@ class PolicyIndex:
     def _rows(self, k: int, layout_id: str | None) -> np.ndarray:
         if len(self) == 0:
             raise LeverError("the policy index is empty")
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise LeverError(f"k must be a positive integer, got {k!r}")
+        k = check_int(k, "k", 1)
         key = ALL if layout_id is None else str(layout_id)
         if key not in self._groups or (key == ALL and layout_id is not None):
             raise LeverError(f"no policy of layout {layout_id!r} in the index; layouts: "

@@ -88,3 +88,27 @@ def check_int_sequence(values, name: str, min_val: int | None = None, max_val: i
     if unique and len(set(checked)) != len(checked):
         raise LeverError(f"{name} repeat an entry: {list(checked)}")
     return checked
+
+
+def _is_control(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code < 0xA0 or char in "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def check_text(value, name: str) -> str:
+    """``value`` itself; LeverTypeError unless it is a string, LeverError if it holds a control character
+    (an ANSI escape, a newline, a bidirectional override), which would reach terminals as commands."""
+    check_str(value, name)
+    bad = next((c for c in value if _is_control(c)), None)
+    if bad is not None:
+        raise LeverError(f"{name} holds the control character {bad!r}; use plain text")
+    return value
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but newline and tab written as an escape (``\\x1b``), so
+    that a name printed to a terminal cannot move the cursor, recolour or hide text."""
+    if not any(_is_control(c) and c not in "\n\t" for c in text):
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if _is_control(c) and c not in "\n\t" else c
+                   for c in text)

@@ -151,7 +151,7 @@ def add_commands(sub) -> None:
     demo.add_argument("--out", default=None,
                       help="output directory (default: a new temporary directory); re-running resumes it")
     demo.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of cores)")
-    demo.set_defaults(func=_cmd_demo)
+    demo.set_defaults(func=_cmd_demo, resumable=True)
 
     repro = sub.add_parser(
         "reproduce", help="run the study's protocol end to end and report it beside the published numbers",
@@ -174,12 +174,12 @@ def add_commands(sub) -> None:
                        help="composition: the study's Q-sum, or max (GPI, beyond the study) (default: sum)")
     repro.add_argument("--out", required=True, help="output directory; re-running the same command resumes it")
     _add_run_options(repro)
-    repro.set_defaults(func=_cmd_reproduce)
+    repro.set_defaults(func=_cmd_reproduce, resumable=True)
 
     sweep = sub.add_parser("sweep", help="compare composition with training from scratch over a grid of cells",
                            epilog="example: lever sweep --preset quick --out sweeps/quick")
     _add_sweep_options(sweep)
-    sweep.set_defaults(func=_cmd_sweep)
+    sweep.set_defaults(func=_cmd_sweep, resumable=True)
 
     report = sub.add_parser("report", help="summary table and figures of a sweep's results",
                             epilog="example: lever report sweeps/quick")

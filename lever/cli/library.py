@@ -28,6 +28,10 @@ from .status import ready_kernels
 from .world import BUDGET_NAMES, add_training_setup_options, check_figure_path
 
 
+#: Most warm repeats ``lever compose --repeats`` runs: enough for a stable median, never days of work.
+MAX_REPEATS = 1000
+
+
 def _cmd_library_build(args: argparse.Namespace) -> int:
     options = dict(setting=args.grid, layout_seeds=args.seeds, budgets=args.budgets, objectives=args.objectives,
                    algorithm=args.algorithm, gamma=args.gamma, train_seed=args.train_seed, episodes=args.episodes,
@@ -106,6 +110,8 @@ def _cmd_library_add(args: argparse.Namespace) -> int:
 
 def _chosen_layout(library: PolicyLibrary, args: argparse.Namespace) -> str | None:
     """The layout id named by ``--layout``, or that of ``--seed``'s layout, or None for neither."""
+    if args.layout is not None and args.seed is not None:
+        raise LeverError("--layout and --seed both name a layout: give one of them")
     if args.layout is not None or args.seed is None:
         return args.layout
     matches = [x for x in library.layout_ids if library.records_for(x)[0].layout_seed == args.seed]
@@ -165,8 +171,8 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     check_figure_path(args.show)
     if args.save is not None:
         check_save_path(args.save, ".npz", COMPOSED_FORMAT, "--save")
-    if args.repeats < 0:
-        raise LeverError(f"--repeats must be >= 0, got {args.repeats}")
+    if not 0 <= args.repeats <= MAX_REPEATS:
+        raise LeverError(f"--repeats must be in 0..{MAX_REPEATS}, got {args.repeats}")
     library = PolicyLibrary.open(args.directory)
     ready_kernels()
     options = dict(layout=_chosen_layout(library, args), strategy=args.strategy, k=args.k, width=args.width,
@@ -243,7 +249,7 @@ def add_compose_command(sub) -> None:
                              help="the layout with this layout seed, instead of --layout")
     compose_cmd.add_argument("--repeats", type=int, default=5,
                              help="warm repeats of the search, whose median time is reported beside the "
-                                  "first call's (default: 5)")
+                                  f"first call's, at most {MAX_REPEATS} (default: 5)")
     compose_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     compose_cmd.add_argument("--save", default=None, metavar="FILE",
                              help="save the composed policy to FILE (.npz, outside any library, sweep or reproduction "
@@ -311,7 +317,7 @@ def _add_library_build_command(library_sub) -> None:
     build.add_argument("--cell-kinds", action="store_true",
                        help="add cell-kind one-hots to the embedding features")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
-    build.set_defaults(func=_cmd_library_build)
+    build.set_defaults(func=_cmd_library_build, resumable=True)
 
 
 def _add_library_add_command(library_sub) -> None:

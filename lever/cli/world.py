@@ -39,7 +39,7 @@ def add_training_setup_options(parser: argparse.ArgumentParser) -> None:
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     add_training_setup_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="layout seed (default: 0)")
-    parser.add_argument("--objective", default="path",
+    parser.add_argument("--objective", default=None,
                         help="composite objective, e.g. path+gold+hazard (default: path)")
     parser.add_argument("--budget", default=BUDGET_NAMES[0], choices=BUDGET_NAMES,
                         help=f"training budget of the study (default: {BUDGET_NAMES[0]})")
@@ -50,6 +50,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 def _train_from_args(args: argparse.Namespace, figure: str | None):
     # The one policy both commands train and roll out; a bad figure or policy file name fails before training.
     check_figure_path(figure)
+    args.objective = "path" if args.objective is None else args.objective
     if getattr(args, "save", None) is not None:
         check_save_path(args.save, ".npz", POLICY_FORMAT, "--save")
     layout = Layout.generate(args.grid, seed=args.seed)
@@ -143,6 +144,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return 0
     if args.library is None or args.policy is None:
         raise LeverError("--library and --policy go together: the policy id is one of that library's")
+    if args.objective is not None or args.episodes is not None:
+        raise LeverError("--objective and --episodes are for a policy trained now; a library's policy keeps "
+                         "the objective and training it was added with")
     check_figure_path(args.out)
     from ..library import PolicyLibrary
     from ..show import save_policy_figure

@@ -28,6 +28,7 @@ from ..fileio import check_type, resolve_inside
 from ..kernels.constants import N_SETS
 from ..objectives import Objective
 from .spec import BuildSpec
+from ..validation import check_text
 
 #: Manifest fields that do not change what a library holds, left out of its fingerprint.
 UNFINGERPRINTED = ("index",)
@@ -141,6 +142,12 @@ def _record(value, where: str, make_record, version: int):
     if value["source"] not in SOURCES:
         raise FileFormatError(f"{where}.source: {value['source']!r} is not one of {', '.join(SOURCES)}")
     _list_of(value["objective"], _NUMBER, f"{where}.objective")
+    for name, text in value.items():
+        if isinstance(text, str):
+            try:
+                check_text(text, f"{where}.{name}")
+            except LeverError as exc:
+                raise FileFormatError(str(exc)) from None
     if len(_list_of(value["greedy_return"], _NUMBER, f"{where}.greedy_return")) != N_SETS:
         raise FileFormatError(f"{where}.greedy_return: expected {N_SETS} numbers, "
                               f"got {len(value['greedy_return'])}")

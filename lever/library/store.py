@@ -54,6 +54,7 @@ from .checks import Manifest, index_record, manifest_fingerprint, parse_manifest
 from .records import PolicyRecord, PolicyTables, array_file, layout_arrays
 from .spec import BuildSpec
 from .values import check_layout_values
+from ..validation import check_int
 
 __all__ = ["INDEX_DIR", "LIBRARY_FORMAT", "LIBRARY_VERSION", "LOCK_WAIT_S", "MANIFEST", "READABLE_VERSIONS",
            "STAGING", "PolicyLibrary", "PolicyRecord", "PolicyTables", "array_file", "layout_arrays"]
@@ -235,9 +236,10 @@ class PolicyLibrary:
 
     def record(self, policy_id: int) -> PolicyRecord:
         """The record of one policy id."""
-        if not 0 <= int(policy_id) < len(self.records):
+        policy_id = check_int(policy_id, "policy id")
+        if not 0 <= policy_id < len(self.records):
             raise LeverError(f"policy id {policy_id} is not in 0..{len(self.records) - 1}")
-        return self.records[int(policy_id)]
+        return self.records[policy_id]
 
     def value_signatures(self) -> np.ndarray:
         """ψ(start) over the component sets of every policy in id order, float64 (N, N_SETS)."""
