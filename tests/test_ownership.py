@@ -182,3 +182,13 @@ def test_train_save_checks_before_training(tmp_path, capsys):
     assert main(["train", "--grid", "grid8", "--episodes", "10", "--save", str(foreign)]) == 2
     assert "not a lever lever-trained-policy file" in capsys.readouterr().err
     assert foreign.read_bytes() == b"not mine to replace"
+
+
+def test_report_figures_stay_out_of_other_outputs(lib, tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "results.csv").write_text("setting\n")
+    before = snapshot(lib)
+    assert main(["report", str(sweep), "--out", str(lib / "figures")]) == 2
+    assert "lies inside the lever library" in capsys.readouterr().err
+    assert snapshot(lib) == before

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..compose import OPERATORS
 from ..gridworld import PRESETS
 from ..objectives import RULES
+from ..ownership import check_outside_outputs
 from ..protocol import MODES
 from ..reproduction.library import SELECTIONS
 from ..strategies import DEFAULT_LABELS, STRATEGIES
@@ -84,9 +85,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ..report import (format_summary, load_configuration, load_results, results_file, summarize,
                           summary_json, write_figures)
 
+    results = results_file(args.results)
+    if args.out is not None and not Path(args.out).resolve().is_relative_to(results.parent.resolve()):
+        check_outside_outputs(Path(args.out) / "figure.png", "--out")  # figures go beside the sweep, or elsewhere
     rows = load_results(args.results)
     summary = summarize(rows, load_configuration(args.results))
-    results = results_file(args.results)
     if args.json:  # stdout holds the JSON document only; figures only when asked for
         paths = write_figures(rows, args.out) if args.out else []
         print(summary_json(summary, {"results": str(results), "figures": [str(p) for p in paths]}))
