@@ -166,7 +166,10 @@ class PolicyIndex:
         return rows
 
     def _check_weights(self, weights) -> np.ndarray:
-        weights = np.asarray(weights, dtype=np.float64)
+        try:
+            weights = np.asarray(weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise LeverError(f"weights must be numbers, got {weights!r}") from None
         if weights.shape != (self.signature_dim,):
             raise LeverError(f"weights have shape {weights.shape}, the index's value signatures "
                              f"have {self.signature_dim} dims")

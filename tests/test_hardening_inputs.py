@@ -367,3 +367,14 @@ def test_reproduce_caps_jobs_at_the_cores(tmp_path, monkeypatch):
         reproduce(ReproduceConfig(setting="grid8", seeds=(0, 1, 2, 3), budgets=("X1", "X5"), episodes=10),
                   tmp_path / "r", jobs=64, progress=False)
     assert asked == [min(os.cpu_count() or 1, 8)]
+
+
+def test_wrong_types_at_other_entry_points_are_lever_errors(library, tmp_path):
+    with pytest.raises(LeverError, match="layout_seeds must be a list"):
+        SweepConfig(layout_seeds=None)
+    with pytest.raises(LeverError, match="weights must be numbers"):
+        library.index().rank("abc")
+    with pytest.raises(LeverError, match="config must be a SweepConfig"):
+        run_sweep("abc", tmp_path / "s")
+    with pytest.raises(LeverError, match="config must be a ReproduceConfig"):
+        reproduce("abc", tmp_path / "r")

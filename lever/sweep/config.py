@@ -123,8 +123,10 @@ class SweepConfig:
     def __post_init__(self):
         for name in ("settings", "budgets", "layout_seeds", "composites", "strategies", "library_objectives"):
             value = getattr(self, name)
-            if isinstance(value, (str, int)):
+            if isinstance(value, (str, int, np.integer)):
                 value = (value,)
+            if not hasattr(value, "__iter__"):
+                raise LeverTypeError(f"{name} must be a list, got {value!r}")
             object.__setattr__(self, name, tuple(value))
         check_rules(self.rules)
         self._check_grid()

@@ -164,6 +164,8 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, jobs: int | None =
     ones kept) and raises :class:`KeyboardInterrupt`.
     """
     began = time.perf_counter()
+    if not isinstance(config, SweepConfig):
+        raise LeverError(f"config must be a SweepConfig, got {type(config).__name__}")
     check_choice("backend", backend, BACKENDS)
     check_jobs(jobs)
     if backend == "process" and address is not None:
