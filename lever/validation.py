@@ -90,9 +90,13 @@ def check_int_sequence(values, name: str, min_val: int | None = None, max_val: i
     return checked
 
 
+#: Bidirectional marks and overrides, which reorder what a terminal shows.
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _is_control(char: str) -> bool:
     code = ord(char)
-    return code < 0x20 or 0x7F <= code < 0xA0 or char in "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    return code < 0x20 or 0x7F <= code < 0xA0 or char in _BIDI
 
 
 def check_text(value, name: str) -> str:
