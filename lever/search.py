@@ -116,7 +116,7 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     :class:`~lever.policy.ComposedPolicy`).
     """
     objective = Objective.parse(objective)  # a misspelt objective is named before any loading
-    k, width = check_int(k, "k", 1), check_int(width, "width", 1)
+    k, width = check_int(k, "k"), check_int(width, "width")  # their ranges: the strategy's own messages
     pool = None if pool is None else check_int(pool, "pool", 1)
     if not isinstance(plan, (bool, np.bool_)):
         raise LeverTypeError(f"plan must be True or False, got {plan!r}")

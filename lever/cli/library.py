@@ -172,7 +172,7 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     if args.save is not None:
         check_save_path(args.save, ".npz", COMPOSED_FORMAT, "--save")
     if not 0 <= args.repeats <= MAX_REPEATS:
-        raise LeverError(f"--repeats must be in 0..{MAX_REPEATS}, got {args.repeats}")
+        raise LeverError(f"--repeats must be >= 0 and <= {MAX_REPEATS}, got {args.repeats}")
     library = PolicyLibrary.open(args.directory)
     ready_kernels()
     options = dict(layout=_chosen_layout(library, args), strategy=args.strategy, k=args.k, width=args.width,
