@@ -48,15 +48,16 @@ class RolloutResult:
 
 
 def as_actions(policy, n_states: int, n_actions: int = N_ACTIONS) -> np.ndarray:
-    """Action table int32 (S,) from a Q table (S, A), an action table (S,), or an object with ``.q``."""
-    table = getattr(policy, "q", policy)
+    """Action table int32 (S,) from a Q table (S, A), an action table (S,), or an object with ``.q`` or
+    ``.actions`` (a TrainedPolicy, a ComposedPolicy)."""
+    table = getattr(policy, "q", getattr(policy, "actions", policy))
     table = np.asarray(table)
     if table.ndim == 2:
         if table.shape != (n_states, n_actions) or not np.issubdtype(table.dtype, np.floating):
             raise LeverError(f"Q table must be float (S={n_states}, A={n_actions}), "
                              f"got {table.dtype} {table.shape}")
-        if np.isnan(table).any():
-            raise LeverError("Q table contains NaN")
+        if not np.isfinite(table).all():  # an infinite entry ranks nothing: every tie goes to action 0
+            raise LeverError("Q table contains NaN or infinity")
         return greedy_policy(table)
     if table.shape != (n_states,) or not np.issubdtype(table.dtype, np.integer):
         raise LeverError(f"action table must be integer (S={n_states},), got {table.dtype} {table.shape}")
@@ -94,6 +95,9 @@ def rollout(layout: Layout | TabularWorld, policy, objective: ObjectiveLike = "p
     ``discounted_return_vector``; on a GridWorld layout ``gamma`` and
     ``start`` must be left at their defaults.
     """
+    made_for = getattr(policy, "layout_id", None)
+    if isinstance(made_for, str) and made_for != layout.id:
+        raise LeverError(f"the policy was made for layout {made_for}, not this layout {layout.id}")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer))
                                   or max_steps < 1):
         raise LeverError(f"max_steps must be an integer >= 1, got {max_steps!r}")

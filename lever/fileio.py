@@ -26,6 +26,7 @@ except ImportError:  # Windows: no flock; the locks below do nothing there
 
 import numpy as np
 
+from .array_files import check_npz
 from .errors import FileFormatError, LeverError
 
 #: Name of the lock file inside a locked directory.
@@ -373,6 +374,7 @@ def read_arrays(path: str | os.PathLike, kind: str, version: int | tuple[int, ..
     if it is missing, not such a file, of another kind or of another format version (``version``: the
     one this lever reads, or a tuple of the versions it still reads)."""
     path = Path(path)
+    check_npz(path, f"a {kind} file")  # sizes declared by the headers, checked before numpy allocates
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}

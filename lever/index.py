@@ -51,9 +51,11 @@ import numpy as np
 from .errors import FileFormatError, LeverError
 from .fileio import atomic_write, sha256_file, write_json
 from .index_files import INDEX_FORMAT, INDEX_VERSION, read_index, saved_version
+from .index_checks import check_graph_labels
 from .index_graphs import DistinctSignatures, IndexParams, build_graph, mips_query, mips_vectors, search_graph
 from .kernels.constants import N_SETS
 from .worlds.objectives import Objective
+from .validation import check_int
 
 __all__ = ["ALL", "INDEX_FORMAT", "INDEX_VERSION", "Candidate", "IndexParams", "PolicyIndex", "build_graph",
            "mips_query", "mips_vectors", "saved_version"]
@@ -153,8 +155,7 @@ class PolicyIndex:
     def _rows(self, k: int, layout_id: str | None) -> np.ndarray:
         if len(self) == 0:
             raise LeverError("the policy index is empty")
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise LeverError(f"k must be a positive integer, got {k!r}")
+        k = check_int(k, "k", 1)
         key = ALL if layout_id is None else str(layout_id)
         if key not in self._groups or (key == ALL and layout_id is not None):
             raise LeverError(f"no policy of layout {layout_id!r} in the index; layouts: "
@@ -166,7 +167,10 @@ class PolicyIndex:
         return rows
 
     def _check_weights(self, weights) -> np.ndarray:
-        weights = np.asarray(weights, dtype=np.float64)
+        try:
+            weights = np.asarray(weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise LeverError(f"weights must be numbers, got {weights!r}") from None
         if weights.shape != (self.signature_dim,):
             raise LeverError(f"weights have shape {weights.shape}, the index's value signatures "
                              f"have {self.signature_dim} dims")
@@ -345,4 +349,8 @@ class PolicyIndex:
                     raise FileFormatError(f"{manifest}: group {key!r} of {rows.size} policies "
                                           f"{'lacks' if graph is None else 'has'} a {kind} graph, but {field} "
                                           f"is {getattr(params, field)}")
+            for graph, points in zip(graphs[key], (np.arange(index._distinct[key].distinct.shape[0])
+                                                   if key in index._distinct else None, rows)):
+                if graph is not None:
+                    check_graph_labels(graph, points, f"{manifest}: group {key!r}")
         return index

@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
+from .array_files import load_npy
 from .errors import FileFormatError, LeverError
 from .fileio import check_file, check_type, read_json, resolve_inside
+from .index_checks import check_graph_file
 from .index_graphs import IndexParams, load_graph
 
 INDEX_FORMAT = "lever-policy-index"
@@ -65,10 +66,7 @@ def read_index(directory: Path, fingerprint: str | None) -> SavedIndex:
         path = paths.get(f"{name}.npy")
         if path is None:
             raise FileFormatError(f"{manifest}: lists no {name}.npy")
-        try:
-            arrays[name] = np.load(path)
-        except (ValueError, OSError, EOFError) as exc:
-            raise FileFormatError(f"{path}: not a readable array ({exc})") from None
+        arrays[name] = load_npy(path, f"the index's {name}")
         if arrays[name].shape != shape or arrays[name].dtype.kind not in kinds:
             raise FileFormatError(f"{path}: {arrays[name].dtype} {arrays[name].shape}, expected shape {shape}")
     layouts = [check_type(x, str, f"{manifest}: layouts[{i}]")
@@ -91,21 +89,21 @@ def read_index(directory: Path, fingerprint: str | None) -> SavedIndex:
             graphs[check_type(group.get("key"), str, f"{where}.key")] = loaded[shared]
             continue
         pair = []
-        for space, dim, field in (("l2", signature_dim + 1, "mips"), ("cosine", embedding_dim, "cos")):
+        for space, dim, field, M in (("l2", signature_dim + 1, "mips", params.M),
+                                     ("cosine", embedding_dim, "cos", params.M_similarity)):
             name = check_type(group.get(field), (str, type(None)), f"{where}.{field}")
             if name is None:  # this kind is searched exactly in this group
                 pair.append(None)
                 continue
             if name not in paths:
                 raise FileFormatError(f"{manifest}: lists no {name}")
+            # The checksum only says the file is the one listed: its structure is checked before hnswlib reads it.
+            check_graph_file(paths[name], dim, M, params.ef_construction, max_count=n, max_label=n)
             try:
                 pair.append(load_graph(paths[name], space, dim, n))
             except (RuntimeError, ValueError, OSError) as exc:
                 raise FileFormatError(f"{paths[name]}: not a readable hnswlib index ({exc})") from None
         graphs[check_type(group.get("key"), str, f"{where}.key")] = loaded[shared] = tuple(pair)
-    codes = arrays["layout_codes"]
-    if codes.size and (codes.min() < 0 or codes.max() >= len(layouts)):
-        raise FileFormatError(f"{directory / 'layout_codes.npy'}: layout codes out of range")
     codes = arrays["layout_codes"]
     if codes.size and (codes.min() < 0 or codes.max() >= len(layouts)):
         raise FileFormatError(f"{directory / 'layout_codes.npy'}: layout codes out of range")

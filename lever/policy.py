@@ -10,7 +10,9 @@ import numpy as np
 
 from .errors import FileFormatError, LeverError
 from .fileio import read_arrays, write_arrays
-from .kernels.constants import N_ACTIONS
+from .compose import OPERATORS
+from .validation import is_int
+from .worlds.tabular import MAX_ACTIONS
 
 #: File format of a saved :class:`ComposedPolicy`.
 COMPOSED_FORMAT = "lever-composed-policy"
@@ -73,12 +75,16 @@ class ComposedPolicy:
         arrays, meta = read_arrays(path, COMPOSED_FORMAT, COMPOSED_READABLE)
         actions = arrays.get("actions")
         try:
+            ids, operator, planned, layout_id = (meta["policy_ids"], meta["operator"], meta["planned"],
+                                                 meta["layout_id"])
             shape_ok = actions is not None and (actions.ndim == 1 or (
                 actions.ndim == 2 and actions.shape[0] == 2 and meta.get("version") == COMPOSED_VERSION))
+            # A tabular world has up to MAX_ACTIONS actions; the GridWorld's tables stop at its 4.
             ok = (shape_ok and actions.dtype == np.int32
-                  and actions.size > 0 and actions.min() >= -1 and actions.max() < N_ACTIONS)
-            policy = cls(actions, tuple(int(p) for p in meta["policy_ids"]), str(meta["operator"]),
-                         bool(meta["planned"]), str(meta["layout_id"]))
+                  and actions.size > 0 and actions.min() >= -1 and actions.max() < MAX_ACTIONS
+                  and isinstance(ids, list) and all(is_int(p) and p >= 0 for p in ids)
+                  and operator in OPERATORS and isinstance(planned, bool) and isinstance(layout_id, str))
+            policy = cls(actions, tuple(int(p) for p in ids), operator, planned, layout_id) if ok else None
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:

@@ -9,6 +9,8 @@ library's index or, without one, from the value signatures directly.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +65,10 @@ def prepare_layout(library, layout=None) -> PreparedLayout:
     layout: a layout id, a :class:`Layout`, or None when the library holds
     exactly one layout. LeverError for a layout the library does not hold.
     """
+    if isinstance(library, (str, os.PathLike)) or not hasattr(library, "layout_ids"):
+        raise LeverError(f"library must be an open PolicyLibrary, got {library!r}"
+                         + (f"; open it first: PolicyLibrary.open({str(library)!r})"
+                            if isinstance(library, (str, os.PathLike)) else ""))
     held = tuple(library.layout_ids)
     if layout is None:
         if len(held) != 1:

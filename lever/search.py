@@ -25,6 +25,7 @@ from .worlds.objectives import Objective, ObjectiveLike
 from .retrieval import PreparedLayout, prepare_layout, retrieve
 from .scoring import SCORINGS, Scorer
 from .strategies import DEFAULT_K, DEFAULT_WIDTH, Strategy, make_strategy
+from .validation import check_int
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     """
     # A misspelt objective is named before any loading; a tabular world's library names its components.
     objective = Objective.parse(objective, getattr(library.spec, "components", None))
+    k, width = check_int(k, "k"), check_int(width, "width")  # their ranges: the strategy's own messages
+    pool = None if pool is None else check_int(pool, "pool", 1)
     chosen = make_strategy(strategy, k=k, width=width)
     plan_mode(plan)
     prepared = prepare_layout(library, layout)

@@ -23,12 +23,16 @@ from .worlds.env import KIND_COLOURS
 from .errors import LeverError
 from .worlds.grid import Layout
 from .kernels import constants as K
+from .resources import check_memory
+from .validation import check_real
 
 #: Row and column offset of one step, by action name (rows grow downwards).
 ARROWS = {"right": (0, 1), "down": (1, 0), "left": (0, -1), "up": (-1, 0)}
 
 #: File suffixes :func:`save_policy_figure` writes, and the format each selects.
 FIGURE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+#: Largest layout drawn, in cells (128×128): each cell is a few matplotlib artists.
+MAX_DRAWN_CELLS = 128 * 128
 
 _KIND_LABELS = {K.EMPTY: "empty", K.WALL: "wall", K.GOLD: "gold", K.HAZARD: "hazard",
                 K.LEVER: "lever", K.EXIT: "exit"}
@@ -66,6 +70,9 @@ class PolicyArtists:
 def _check_layout(layout) -> Layout:
     if not isinstance(layout, Layout):
         raise LeverError(f"layout must be a lever.Layout, got {type(layout).__name__}")
+    if layout.n_states > MAX_DRAWN_CELLS:  # one arrow and patch per cell: a 1024×1024 grid needs tens of GiB
+        raise LeverError(f"a {layout.height}×{layout.width} layout is too large to draw (at most "
+                         f"{MAX_DRAWN_CELLS:,} cells, e.g. 128×128)")
     return layout
 
 
@@ -367,9 +374,14 @@ def save_policy_figure(path: str | Path, layout: Layout, actions, support=None, 
                                                                action_names)
     if not (isinstance(dpi, (int, float)) and not isinstance(dpi, bool) and dpi > 0):
         raise LeverError(f"dpi must be a positive number, got {dpi!r}")
+    size = figsize or _default_figsize(layout, support is not None)
+    if isinstance(size, (str, bytes)) or len(size) != 2:
+        raise LeverError(f"figsize must be (width, height) in inches, got {figsize!r}")
+    size = tuple(check_real(v, "figsize", min_val=0.5) for v in size)
+    check_memory(size[0] * size[1] * float(dpi) ** 2 * 4, f"a {size[0]:g}×{size[1]:g} inch figure at {dpi} dpi")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize or _default_figsize(layout, support is not None), dpi=dpi,
+    fig = Figure(figsize=size, dpi=dpi,
                  layout="constrained")
     ax = fig.add_subplot()
     artists = draw_policy(ax, layout, actions, support, route, title, action_names=names)

@@ -25,6 +25,7 @@ from .kernels.table import train_table
 from .kernels.training import train_tabular
 from .kernels.world import N_TERMS
 from .worlds.objectives import Objective, ObjectiveLike, check_rules, objective_terms
+from .policy_checks import check_trained_arrays
 from .resources import check_memory
 
 ALGORITHMS = ("sarsa", "q_learning")
@@ -196,13 +197,12 @@ class TrainedPolicy:
         try:
             policy = cls(**{name: arrays.get(name) for name in _ARRAYS}, wall_time=float(meta["wall_time"]),
                          objective=Objective.from_json(meta["objective"]), config=TrainConfig(**meta["config"]),
-                         layout_id=str(meta["layout_id"]))
-        except (KeyError, TypeError, LeverError) as exc:
+                         layout_id=meta["layout_id"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # LeverError is a ValueError
             raise FileFormatError(f"{path}: malformed trained policy ({exc})") from None
-        shape = policy.q.shape if policy.q is not None else None
-        if shape is None or policy.q.ndim != 2 or any(
-                getattr(policy, name) is None for name in _ARRAYS if name not in _OPTIONAL):
+        if any(getattr(policy, name) is None for name in _ARRAYS if name not in _OPTIONAL):
             raise FileFormatError(f"{path}: malformed trained policy (missing arrays)")
+        check_trained_arrays(policy, path)
         return policy
 
     def snapshot(self, i: int) -> "TrainedPolicy":

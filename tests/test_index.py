@@ -231,7 +231,7 @@ def test_clear_errors(params):
         index.query("path", 21)
     with pytest.raises(LeverError, match="no policy of layout 'zzz'"):
         index.query("path", 1, layout_id="zzz")
-    with pytest.raises(LeverError, match="positive"):
+    with pytest.raises(LeverError, match="k must be an integer >= 1"):
         index.query("path", 0)
     with pytest.raises(LeverError, match="not in the index"):
         index.similar_to(99, 1)

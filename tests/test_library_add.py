@@ -335,7 +335,7 @@ def test_crash_mid_add_leaves_the_library_as_before(lib, monkeypatch, where):
     record = reopened.add(q, "path", layout_id)
     files = set(snapshot(reopened.root))
     manifest = json.loads((reopened.root / "manifest.json").read_text())
-    assert files - {".lock", "manifest.json"} == set(manifest["files"]) | {
+    assert files - {".lock", ".lever-library", "manifest.json"} == set(manifest["files"]) | {
         p.relative_to(reopened.root).as_posix() for p in (reopened.root / "index").rglob("*") if p.is_file()}
     assert PolicyLibrary.open(reopened.root).record(record.policy_id) == record
 

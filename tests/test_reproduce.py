@@ -10,6 +10,7 @@ import pytest
 from lever import Layout, LeverError, Objective, TrainConfig
 from lever.cli import main
 from lever.errors import FileFormatError
+from lever.ownership import mark_output_dir
 from lever.protocol import LIBRARY_OBJECTIVES, MODES, QUERIES
 from lever.reproduction import COLUMNS, ReproduceConfig, SnapshotLibrary, reproduce
 from lever.reproduction.cell import search
@@ -125,6 +126,7 @@ def test_runs_are_a_stage_of_their_own_and_go_once_the_cells_are_written(run, tm
     # whole ones, retrains the damaged one, and gives the same rows.
     config = ReproduceConfig(setting="grid8", seeds=(0, 1), budgets=("X1",))
     folder = tmp_path / "again" / "runs" / "1-X1"
+    mark_output_dir(tmp_path / "again", "reproduction")  # a run marks its directory before it trains
     train_cell_library(config.to_dict(), 1, "X1", str(folder))
     assert sorted(p.stem for p in folder.iterdir()) == sorted(LIBRARY_OBJECTIVES)
     (folder / "path.npz").write_bytes(b"not a policy")

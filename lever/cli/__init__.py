@@ -16,6 +16,7 @@ import sys
 
 from ..errors import LeverError
 from ..threads import set_threads
+from ..validation import printable
 from ..version import __version__
 from . import experiments, library, world
 from .status import say
@@ -64,16 +65,19 @@ def main(argv: list[str] | None = None) -> int:
             set_threads(args.threads)
         return args.func(args)
     except LeverError as exc:
-        print(f"lever: error: {exc}", file=sys.stderr)
+        print(f"lever: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lever: interrupted; finished work is kept: run the same command to resume", file=sys.stderr)
+        if getattr(args, "resumable", False):
+            print("lever: interrupted; finished work is kept: run the same command to resume", file=sys.stderr)
+        else:
+            print("lever: interrupted; nothing was changed", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `lever library info X | head`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as exc:
-        print(f"lever: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+        print(printable(f"lever: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")),
               file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..compose import OPERATORS
 from ..worlds.grid import PRESETS
 from ..worlds.objectives import RULES
+from ..ownership import check_outside_outputs
 from ..protocol import MODES
 from ..reproduction.library import SELECTIONS
 from ..strategies import DEFAULT_LABELS, STRATEGIES
@@ -84,9 +85,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ..report import (format_summary, load_configuration, load_results, results_file, summarize,
                           summary_json, write_figures)
 
+    results = results_file(args.results)
+    if args.out is not None and not Path(args.out).resolve().is_relative_to(results.parent.resolve()):
+        check_outside_outputs(Path(args.out) / "figure.png", "--out")  # figures go beside the sweep, or elsewhere
     rows = load_results(args.results)
     summary = summarize(rows, load_configuration(args.results))
-    results = results_file(args.results)
     if args.json:  # stdout holds the JSON document only; figures only when asked for
         paths = write_figures(rows, args.out) if args.out else []
         print(summary_json(summary, {"results": str(results), "figures": [str(p) for p in paths]}))
@@ -160,7 +163,7 @@ def add_commands(sub) -> None:
     demo.add_argument("--out", default=None,
                       help="output directory (default: a new temporary directory); re-running resumes it")
     demo.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of cores)")
-    demo.set_defaults(func=_cmd_demo)
+    demo.set_defaults(func=_cmd_demo, resumable=True)
 
     repro = sub.add_parser(
         "reproduce", help="run the study's protocol end to end and report it beside the published numbers",
@@ -185,12 +188,12 @@ def add_commands(sub) -> None:
                        help="composition: the study's Q-sum, or max (GPI, beyond the study) (default: sum)")
     repro.add_argument("--out", required=True, help="output directory; re-running the same command resumes it")
     _add_run_options(repro)
-    repro.set_defaults(func=_cmd_reproduce)
+    repro.set_defaults(func=_cmd_reproduce, resumable=True)
 
     sweep = sub.add_parser("sweep", help="compare composition with training from scratch over a grid of cells",
                            epilog="example: lever sweep --preset quick --out sweeps/quick")
     _add_sweep_options(sweep)
-    sweep.set_defaults(func=_cmd_sweep)
+    sweep.set_defaults(func=_cmd_sweep, resumable=True)
 
     report = sub.add_parser("report", help="summary table and figures of a sweep's results",
                             epilog="example: lever report sweeps/quick")

@@ -15,16 +15,23 @@ from ..compose import OPERATORS
 from ..embeddings import EmbeddingConfig
 from ..errors import LeverError
 from ..evaluation import rollout
+from ..array_files import load_npy
 from ..library import Q_DTYPES, BuildSpec, PolicyLibrary
 from ..library.build import DEFAULTS as BUILD
 from ..phase_plan import PLAN_MODES
 from ..worlds.objectives import Objective
 from ..worlds.tabular import TabularWorld
+from ..ownership import check_save_path
+from ..policy import COMPOSED_FORMAT
 from ..scoring import SCORINGS
 from ..search import compose
 from ..strategies import STRATEGIES
 from .status import ready_kernels
 from .world import BUDGET_NAMES, add_training_setup_options, check_figure_path, env_world
+
+
+#: Most warm repeats ``lever compose --repeats`` runs: enough for a stable median, never days of work.
+MAX_REPEATS = 1000
 
 
 def _cmd_library_build(args: argparse.Namespace) -> int:
@@ -101,12 +108,8 @@ def _cmd_library_reindex(args: argparse.Namespace) -> int:
 
 
 def _load_table(path: str, what: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise LeverError(f"{path}: no such file ({what})") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise LeverError(f"{path}: not a readable .npy array ({what}: {exc})") from None
+    # A regular .npy file whose header's size is checked before numpy allocates it (never a FIFO or an .npz).
+    return load_npy(path, what)
 
 
 def _cmd_library_add(args: argparse.Namespace) -> int:
@@ -131,6 +134,8 @@ def _cmd_library_add(args: argparse.Namespace) -> int:
 
 def _chosen_layout(library: PolicyLibrary, args: argparse.Namespace) -> str | None:
     """The layout id named by ``--layout``, or that of ``--seed``'s layout, or None for neither."""
+    if args.layout is not None and args.seed is not None:
+        raise LeverError("--layout and --seed both name a layout: give one of them")
     if args.layout is not None or args.seed is None:
         return args.layout
     matches = [x for x in library.layout_ids if library.records_for(x)[0].layout_seed == args.seed]
@@ -188,8 +193,10 @@ def _finite(value):
 
 def _cmd_compose(args: argparse.Namespace) -> int:
     check_figure_path(args.show)
-    if args.repeats < 0:
-        raise LeverError(f"--repeats must be >= 0, got {args.repeats}")
+    if args.save is not None:
+        check_save_path(args.save, ".npz", COMPOSED_FORMAT, "--save")
+    if not 0 <= args.repeats <= MAX_REPEATS:
+        raise LeverError(f"--repeats must be >= 0 and <= {MAX_REPEATS}, got {args.repeats}")
     library = PolicyLibrary.open(args.directory)
     if args.show and library.spec.tabular:
         raise LeverError("a tabular world has no grid to draw; `lever show --library DIR --policy ID` prints "
@@ -288,10 +295,12 @@ def add_compose_command(sub) -> None:
                              help="the layout with this layout seed, instead of --layout")
     compose_cmd.add_argument("--repeats", type=int, default=5,
                              help="warm repeats of the search, whose median time is reported beside the "
-                                  "first call's (default: 5)")
+                                  f"first call's, at most {MAX_REPEATS} (default: 5)")
     compose_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     compose_cmd.add_argument("--save", default=None, metavar="FILE",
-                             help="save the composed policy to FILE (.npz; lever.ComposedPolicy.load reads it)")
+                             help="save the composed policy to FILE (.npz, outside any library, sweep or reproduction "
+                                  "directory; an existing FILE is replaced only if it is a lever composed policy; "
+                                  "lever.ComposedPolicy.load reads it)")
     compose_cmd.add_argument("--show", default=None, metavar="FILE",
                              help="draw the composed policy, its union support and route to FILE (.png/.svg/.pdf)")
     compose_cmd.set_defaults(func=_cmd_compose)
@@ -354,7 +363,7 @@ def _add_library_build_command(library_sub) -> None:
     build.add_argument("--cell-kinds", action="store_true",
                        help="add cell-kind one-hots to the embedding features")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
-    build.set_defaults(func=_cmd_library_build)
+    build.set_defaults(func=_cmd_library_build, resumable=True)
 
 
 def _add_library_add_command(library_sub) -> None:

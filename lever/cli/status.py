@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from ..validation import printable
 from ..warmup import compile_if_cold, compile_table_if_cold
 
 
 def say(message: str) -> None:
     """Print one status line to stderr."""
-    print(f"lever: {message}", file=sys.stderr, flush=True)
+    print(f"lever: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def ready_kernels(tabular: bool = False) -> None:

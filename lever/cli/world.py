@@ -12,8 +12,9 @@ from ..errors import LeverError
 from ..evaluation import as_actions, rollout
 from ..worlds.grid import PRESETS, Layout
 from ..library.build import DEFAULTS as BUILD
+from ..ownership import check_outside_outputs, check_save_path
 from ..worlds.objectives import COMPONENTS, RULES, Objective
-from ..training import ALGORITHMS, BUDGETS, STUDY_BUDGETS, TrainConfig, train
+from ..training import ALGORITHMS, BUDGETS, POLICY_FORMAT, STUDY_BUDGETS, TrainConfig, train
 from ..worlds.tabular import TabularWorld
 from .status import ready_kernels
 
@@ -72,13 +73,15 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_from_args(args: argparse.Namespace, figure: str | None):
-    # The one policy both commands train and roll out; a bad figure name fails before training.
+    # The one policy both commands train and roll out; a bad figure or policy file name fails before training.
     check_figure_path(figure)
+    if getattr(args, "save", None) is not None:
+        check_save_path(args.save, ".npz", POLICY_FORMAT, "--save")
     if args.env is not None:
         return _train_env(args, figure)
     if args.env_kwargs is not None or args.max_states is not None:
         raise LeverError("--env-kwargs and --max-states go with --env")
-    args.objective = args.objective or "path"
+    args.objective = "path" if args.objective is None else args.objective
     layout = Layout.generate(args.grid, seed=args.seed)
     overrides = {"episodes": args.episodes} if args.episodes is not None else {}
     config = TrainConfig.from_budget(args.budget, args.grid, algorithm=args.algorithm,
@@ -173,6 +176,8 @@ def check_figure_path(path: str | None) -> None:
 
     if path is not None and Path(path).suffix.lower() not in FIGURE_FORMATS:  # before any training
         raise LeverError(f"figure file must end in one of {', '.join(FIGURE_FORMATS)}, got {path!r}")
+    if path is not None:
+        check_outside_outputs(path, "figure file")
 
 
 def add_commands(sub) -> None:
@@ -184,8 +189,9 @@ def add_commands(sub) -> None:
     train_cmd.add_argument("--show", default=None, metavar="FILE",
                            help="also draw the policy (arrows, support, route) to FILE (.png, .svg, .pdf)")
     train_cmd.add_argument("--save", default=None, metavar="FILE",
-                           help="also save the trained policy (Q table, support, snapshots) to FILE (.npz); "
-                                "lever.TrainedPolicy.load reads it")
+                           help="also save the trained policy (Q table, support, snapshots) to FILE (.npz; an existing "
+                                "FILE is replaced only if it is a lever trained policy); lever.TrainedPolicy.load "
+                                "reads it")
     train_cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     train_cmd.set_defaults(func=_cmd_train)
 
@@ -214,6 +220,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return 0
     if args.library is None or args.policy is None:
         raise LeverError("--library and --policy go together: the policy id is one of that library's")
+    if args.objective is not None or args.episodes is not None:
+        raise LeverError("--objective and --episodes are for a policy trained now; a library's policy keeps "
+                         "the objective and training it was added with")
     check_figure_path(args.out)
     from ..library import PolicyLibrary
     from ..show import save_policy_figure

@@ -49,6 +49,7 @@ from ..embeddings import embed_policies
 from ..errors import LeverError
 from ..evaluation import rollout
 from ..fileio import exclusive_lock, resolve_inside, write_json
+from ..validation import check_text
 from ..worlds.grid import Layout
 from ..worlds.tabular import TabularWorld
 
@@ -126,8 +127,7 @@ def add_policy(library: PolicyLibrary, q, objective: ObjectiveLike, layout=None,
     objective.set_weights(spec.rules)  # a weighted objective under the study's rules is refused here
     grid = _layout_of(library, layout)
     for name, value in (("budget", budget), ("label", label)):
-        if not isinstance(value, str):
-            raise LeverError(f"{name} must be a string, got {type(value).__name__}")
+        check_text(value, name)  # kept in the manifest and printed: no terminal control characters
     layout_seed = library.records_for(grid.id)[0].layout_seed
     # Finite and within the Q dtype before the cast, so the stored tables are finite too.
     q_cast, vector_cast, has_vector = _tables(q, q_vector, objective, grid, spec.q_dtype)

@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from ..array_files import check_npz
 from ..embeddings import EmbeddingConfig, canonical_states, embed_policies
 from ..errors import LeverError
 from ..evaluation import rollout
@@ -38,6 +39,7 @@ from ..fileio import LOCK_NAME, atomic_write, exclusive_lock, read_json, sha256_
 from ..worlds.grid import Layout
 from ..worlds.tabular import TabularWorld
 from ..worlds.objectives import Objective
+from ..ownership import check_output_dir, mark_output_dir, unmark_output_dir
 from ..training import train
 from .checks import UnusableTables, check_finite_tables
 from .spec import BuildSpec
@@ -100,6 +102,7 @@ def _read_shard(path: Path, key: str, with_terms: bool = True) -> dict | None:
 
     ``with_terms``: the policy must hold ``term_model`` (a GridWorld's; a tabular world logs none)."""
     try:
+        check_npz(path, "a staged policy")
         with np.load(path) as shard:
             arrays = {name: shard[name] for name in shard.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
@@ -148,6 +151,8 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
     its objective and budget, and nothing of this build is left behind.
     Also ``PolicyLibrary.build``.
     """
+    check_jobs(jobs)
+    root = check_output_dir(root, "library", "library directory")
     if env is not None or world is not None:
         if world is None:
             world = TabularWorld.from_gymnasium(env, env_kwargs=env_kwargs, max_states=max_states)
@@ -155,26 +160,28 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
             raise LeverError(f"world must be a lever.TabularWorld, got {type(world).__name__}")
         if objectives is DEFAULTS.objectives:
             objectives = tuple(tuple(np.eye(world.n_components)[c]) for c in range(world.n_components))
-        spec = BuildSpec(world.name, (0,), tuple(budgets), tuple(objectives), algorithm, float(gamma),
-                         int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules,
+        spec = BuildSpec(world.name, (0,), tuple(budgets), tuple(objectives), algorithm, gamma,
+                         train_seed, episodes, q_dtype, embedding or EmbeddingConfig(), rules,
                          world.component_names, env, env_kwargs)
         layouts = [world]
     else:
-        spec = BuildSpec(setting, tuple(layout_seeds), tuple(budgets), tuple(objectives), algorithm, float(gamma),
-                         int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules)
+        spec = BuildSpec(setting, layout_seeds, tuple(budgets), tuple(objectives), algorithm, gamma,
+                         train_seed, episodes, q_dtype, embedding or EmbeddingConfig(), rules)
         layouts = [Layout.generate(spec.setting, seed=s) for s in spec.layout_seeds]
-    check_jobs(jobs)
-    root = Path(root)
     ids = [layout.id for layout in layouts]
     if len(set(ids)) != len(ids):
         raise LeverError(f"layout seeds {list(spec.layout_seeds)} give repeated layouts")
     for layout in layouts:  # fail before training if K does not fit
         embed_policies(layout, np.zeros((0, layout.n_states), dtype=np.int32), config=spec.embedding)
-    created = not root.exists()
+    created, marked = not root.exists(), False
     try:
         with exclusive_lock(root, "library"):
+            check_output_dir(root, "library", "library directory")  # again, now that no one else writes it
+            marked = mark_output_dir(root, "library")
             return _build_locked(root, spec, layouts, jobs, progress, on_policy)
     except UnusableTables:
+        if marked:  # the directory was no library before this build: it is none after it
+            unmark_output_dir(root, "library")
         if created:  # nothing but the lock file left: leave no trace of the failed build
             try:
                 (root / LOCK_NAME).unlink()

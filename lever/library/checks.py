@@ -28,6 +28,7 @@ from ..fileio import check_type, resolve_inside
 from ..kernels.constants import N_SETS
 from ..worlds.objectives import Objective
 from .spec import BuildSpec
+from ..validation import check_text
 
 #: Manifest fields that do not change what a library holds, left out of its fingerprint.
 UNFINGERPRINTED = ("index",)
@@ -146,6 +147,12 @@ def _record(value, where: str, make_record, version: int, spec: BuildSpec):
     if value["source"] not in SOURCES:
         raise FileFormatError(f"{where}.source: {value['source']!r} is not one of {', '.join(SOURCES)}")
     _list_of(value["objective"], _NUMBER, f"{where}.objective")
+    for name, text in value.items():
+        if isinstance(text, str):
+            try:
+                check_text(text, f"{where}.{name}")
+            except LeverError as exc:
+                raise FileFormatError(str(exc)) from None
     n_features = N_SETS if spec.components is None else len(spec.components)
     if len(_list_of(value["greedy_return"], _NUMBER, f"{where}.greedy_return")) != n_features:
         raise FileFormatError(f"{where}.greedy_return: expected {n_features} numbers, "

@@ -9,6 +9,7 @@ from ..errors import LeverError, check_choice
 from ..worlds.grid import PRESETS
 from ..worlds.objectives import COMPONENTS, Objective, STUDY_WORLD_RULES, check_rules
 from ..training import ALGORITHMS, STUDY_BUDGETS, TrainConfig
+from ..validation import check_int, check_int_sequence, check_real, check_str
 
 #: dtypes a library may store its Q tables in; the first is the default.
 Q_DTYPES = ("float32", "float64")
@@ -58,8 +59,12 @@ class BuildSpec:
                 raise LeverError(f"a tabular world's library needs its name as setting, got {self.setting!r}")
             if self.env_kwargs is not None and not isinstance(self.env_kwargs, dict):
                 raise LeverError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
-        object.__setattr__(self, "layout_seeds", tuple(int(s) for s in self.layout_seeds))
-        object.__setattr__(self, "budgets", tuple(str(b) for b in self.budgets))
+        object.__setattr__(self, "layout_seeds", check_int_sequence(self.layout_seeds, "layout_seeds", 0))
+        object.__setattr__(self, "budgets", tuple(check_str(b, "budget") for b in self.budgets))
+        object.__setattr__(self, "gamma", check_real(self.gamma, "gamma"))
+        object.__setattr__(self, "train_seed", check_int(self.train_seed, "train_seed", 0))
+        if self.episodes is not None:
+            object.__setattr__(self, "episodes", check_int(self.episodes, "episodes", 1))
         object.__setattr__(self, "objectives", tuple(Objective.parse(o, self.components) for o in self.objectives))
         for name in ("layout_seeds", "budgets", "objectives"):
             values = getattr(self, name)

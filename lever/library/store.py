@@ -60,6 +60,8 @@ from ..kernels.constants import EXIT
 from .checks import Manifest, index_record, manifest_fingerprint, parse_manifest
 from .records import PolicyRecord, PolicyTables, array_file, layout_arrays
 from .spec import BuildSpec
+from .values import check_layout_values
+from ..validation import check_int
 
 __all__ = ["INDEX_DIR", "LIBRARY_FORMAT", "LIBRARY_VERSION", "LOCK_WAIT_S", "MANIFEST", "READABLE_VERSIONS",
            "STAGING", "TERMS_VERSION", "PolicyLibrary", "PolicyRecord", "PolicyTables", "array_file", "layout_arrays"]
@@ -190,14 +192,15 @@ class PolicyLibrary:
     @classmethod
     def _open_arrays(cls, root: Path, checked: Manifest, spec: BuildSpec, layout: Layout,
                      n: int) -> dict[str, np.ndarray]:
-        loaded = {}
+        loaded, paths = {}, {}
         with_terms = checked.version >= TERMS_VERSION
         for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n, layout, with_terms).items():
-            path = cls._listed(root, checked, array_file(layout.id, name, checked.generations[layout.id]))
+            path = paths[name] = cls._listed(root, checked, array_file(layout.id, name, checked.generations[layout.id]))
             array = _load_npy(path)
             if array.shape != shape or array.dtype != dtype:
                 raise FileFormatError(f"{path}: {array.dtype} {array.shape}, expected {dtype} {shape}")
             loaded[name] = array
+        check_layout_values(layout, loaded, paths)  # the values too, not only their checksums
         return loaded
 
     @staticmethod
@@ -253,9 +256,10 @@ class PolicyLibrary:
 
     def record(self, policy_id: int) -> PolicyRecord:
         """The record of one policy id."""
-        if not 0 <= int(policy_id) < len(self.records):
+        policy_id = check_int(policy_id, "policy id")
+        if not 0 <= policy_id < len(self.records):
             raise LeverError(f"policy id {policy_id} is not in 0..{len(self.records) - 1}")
-        return self.records[int(policy_id)]
+        return self.records[policy_id]
 
     def value_signatures(self) -> np.ndarray:
         """ψ(start) over the component sets (a tabular world's components) of every policy in id order,

@@ -33,9 +33,11 @@ from ..compose import OPERATORS
 from ..errors import FileFormatError, LeverError, check_choice
 from ..fileio import atomic_write, exclusive_lock, read_json, write_json
 from ..worlds.grid import PRESETS, setting_rules
+from ..library.workers import check_jobs, worker_count
 from ..worlds.objectives import check_rules
 from ..protocol import MODES
-from ..sweep.backends import make_backend
+from ..ownership import check_output_dir, mark_output_dir
+from ..sweep.backends import BACKENDS, make_backend
 from ..training import BUDGETS
 from .cell import COLUMNS, CellRunner
 from .first_release import FirstReleaseCell
@@ -274,16 +276,20 @@ def reproduce(config: ReproduceConfig | None = None, out: str | os.PathLike = "r
               progress: bool = True) -> Reproduction:
     """Run the study's protocol (see the module docstring); returns the rows and where they were written.
 
-    ``jobs`` worker processes (default: the cores, at most one per cell);
+    ``jobs`` worker processes (default: the cores; at most the cores and one per cell);
     ``backend`` ``"process"`` or ``"ray"`` (``address`` of a Ray cluster).
     """
     config = config or ReproduceConfig()
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise LeverError(f"jobs must be an integer >= 1, got {jobs!r}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise LeverError(f"--out {out} is a file, not a directory")
+    if not isinstance(config, ReproduceConfig):
+        raise LeverError(f"config must be a ReproduceConfig, got {type(config).__name__}")
+    check_jobs(jobs)
+    check_choice("backend", backend, BACKENDS)
+    if backend == "process" and address is not None:
+        raise LeverError("an address is for the ray backend only")
+    out = check_output_dir(out, "reproduction", "reproduction directory")
     with exclusive_lock(out, "reproduction"):
+        check_output_dir(out, "reproduction", "reproduction directory")  # again, now that no one else writes it
+        mark_output_dir(out, "reproduction")
         return _reproduce(config, out, jobs, backend, address, progress)
 
 
@@ -301,7 +307,7 @@ def _reproduce(config: ReproduceConfig, out: Path, jobs: int | None, backend: st
     todo = [cell for cell in config.cells if cell not in finished]
     if resumed:
         log.info("resuming %s: %d of %d cells already done", out, resumed, len(config.cells))
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    jobs = worker_count(jobs, len(todo))  # at most the cores and the cells left
     executor = make_backend(backend, jobs, address)
     pending: dict = {}
     interrupted = True

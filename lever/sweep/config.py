@@ -17,12 +17,15 @@ import json
 from dataclasses import dataclass, fields
 from typing import Iterable
 
+import numpy as np
+
 from ..compose import OPERATORS
 from ..errors import LeverError, check_choice
 from ..worlds.grid import PRESETS
 from ..worlds.objectives import COMPONENTS, Objective, STUDY_WORLD_RULES, check_rules
 from ..strategies import DEFAULT_LABELS, StrategySpec
 from ..training import ALGORITHMS, BUDGETS, TrainConfig
+from ..validation import LeverTypeError, check_int, check_int_sequence, check_real
 
 #: Keywords accepted among the composites: every composite of that many components.
 COMPOSITE_GROUPS = {"single": 1, "double": 2, "triple": 3, "full": 4}
@@ -120,8 +123,10 @@ class SweepConfig:
     def __post_init__(self):
         for name in ("settings", "budgets", "layout_seeds", "composites", "strategies", "library_objectives"):
             value = getattr(self, name)
-            if isinstance(value, (str, int)):
+            if isinstance(value, (str, int, np.integer)):
                 value = (value,)
+            if not hasattr(value, "__iter__"):
+                raise LeverTypeError(f"{name} must be a list, got {value!r}")
             object.__setattr__(self, name, tuple(value))
         check_rules(self.rules, STUDY_WORLD_RULES)
         self._check_grid()
@@ -132,15 +137,14 @@ class SweepConfig:
         object.__setattr__(self, "strategies", tuple(dict.fromkeys(labels)))
         check_choice("operator", self.operator, OPERATORS)
         check_choice("algorithm", self.algorithm, ALGORITHMS)
-        if not 0 <= self.gamma <= 1:
-            raise LeverError(f"gamma must be in [0, 1], got {self.gamma}")
-        object.__setattr__(self, "gamma", float(self.gamma))
+        object.__setattr__(self, "gamma", check_real(self.gamma, "gamma", 0, 1))
+        if not isinstance(self.planning, (bool, np.bool_)):
+            raise LeverTypeError(f"planning must be True or False, got {self.planning!r}")
         object.__setattr__(self, "planning", bool(self.planning))
-        if self.episodes is not None and (isinstance(self.episodes, bool) or not isinstance(self.episodes, int)
-                                          or self.episodes < 1):
-            raise LeverError(f"episodes must be a positive integer or None, got {self.episodes!r}")
-        if self.timing_repeats < 1:
-            raise LeverError(f"timing_repeats must be >= 1, got {self.timing_repeats}")
+        if self.episodes is not None:
+            object.__setattr__(self, "episodes", check_int(self.episodes, "episodes", 1))
+        for name in ("timing_repeats", "train_seed", "scratch_seed"):
+            object.__setattr__(self, name, check_int(getattr(self, name), name, 1 if name == "timing_repeats" else 0))
 
     def _check_grid(self) -> None:
         """Settings, budgets and layout seeds: known, non-empty, seeds without repeats."""
@@ -154,9 +158,8 @@ class SweepConfig:
             check_choice("budget", budget, BUDGETS[setting])
         if not self.layout_seeds:
             raise LeverError("a sweep needs at least one layout seed (the seed list is empty)")
-        if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in self.layout_seeds):
-            raise LeverError(f"layout seeds must be non-negative integers, got {self.layout_seeds}")
-        object.__setattr__(self, "layout_seeds", tuple(dict.fromkeys(self.layout_seeds)))
+        seeds = check_int_sequence(self.layout_seeds, "layout seeds", 0)
+        object.__setattr__(self, "layout_seeds", tuple(dict.fromkeys(seeds)))
 
     def _check_objectives(self) -> None:
         """Composites and library objectives in canonical form; the library covers every composite."""
@@ -194,6 +197,8 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SweepConfig":
         """A config from a dict; LeverError for an unknown field."""
+        if not isinstance(data, dict):
+            raise LeverError(f"a sweep config must be an object, got {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

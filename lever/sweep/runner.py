@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FileFormatError, LeverError, check_choice
-from ..fileio import LOCK_NAME, exclusive_lock, read_json, write_json
+from ..fileio import exclusive_lock, read_json, write_json
+from ..ownership import check_output_dir, mark_output_dir
 from ..version import __version__
 from ..library.workers import check_jobs, worker_count
 from .backends import BACKENDS, make_backend
@@ -65,28 +66,21 @@ class SweepResult:
     wall_time: float
 
 
-def _refuse_foreign(out: Path) -> None:
-    """Refuse a file, or a directory that holds files but no sweep.json (before it gets a lock file)."""
-    if out.exists() and not out.is_dir():
-        raise LeverError(f"{out} is a file, not a directory: choose an empty or new output directory")
-    if out.exists() and not (out / "sweep.json").exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
-        raise LeverError(f"{out} exists and is not a lever sweep directory (no sweep.json): "
-                         f"choose an empty or new output directory")
-
-
 def _check_out_dir(config: SweepConfig, out: Path) -> None:
     """Refuse a directory that holds anything but this very sweep; claim it otherwise."""
     manifest = out / "sweep.json"
     if manifest.exists():
         stored = read_json(manifest, SWEEP_FORMAT, FORMAT_VERSION)
         if stored.get("config_hash") != config.hash:
-            previous = stored.get("config", {})
+            previous = stored.get("config")
+            if not isinstance(previous, dict):
+                raise FileFormatError(f"{manifest}: config: expected an object, got {previous!r}; delete {out} "
+                                      f"to start over, or choose another output directory")
             changed = sorted(k for k, v in config.to_dict().items() if previous.get(k) != v)
             raise LeverError(f"{out} holds a sweep with another configuration (hash {stored.get('config_hash')}, "
                              f"this one {config.hash}; differs in {', '.join(changed) or 'format'}): "
                              f"choose another output directory, or delete that one to start over")
         return
-    _refuse_foreign(out)
     _write_manifest(config, out, finished=False)
 
 
@@ -170,13 +164,16 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, jobs: int | None =
     ones kept) and raises :class:`KeyboardInterrupt`.
     """
     began = time.perf_counter()
+    if not isinstance(config, SweepConfig):
+        raise LeverError(f"config must be a SweepConfig, got {type(config).__name__}")
     check_choice("backend", backend, BACKENDS)
     check_jobs(jobs)
     if backend == "process" and address is not None:
         raise LeverError("an address is for the ray backend only")
-    out = Path(out)
-    _refuse_foreign(out)
+    out = check_output_dir(out, "sweep", "sweep directory")
     with exclusive_lock(out, "sweep"):
+        check_output_dir(out, "sweep", "sweep directory")  # again, now that no one else writes it
+        mark_output_dir(out, "sweep")
         return _run_locked(config, out, jobs, backend, address, progress, began)
 
 

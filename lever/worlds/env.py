@@ -97,6 +97,7 @@ class GridWorldEnv(gym.Env):
         self._lever_on = 0
         self._steps = 0
         self._done = False
+        self._started = False  # step() before the first reset() is an error, as in gymnasium's checker
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start a new episode at the layout's start: (observation, info)."""
@@ -106,13 +107,16 @@ class GridWorldEnv(gym.Env):
         self._lever_on = 0
         self._steps = 0
         self._done = False
+        self._started = True
         return self._pos, self._info(np.zeros(K.N_COMPONENTS))
 
     def _advance(self, action) -> tuple[np.ndarray, bool, bool]:
         # One kernel step; fills self._rewards with every set's reward.
-        if not self.action_space.contains(action):
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             names = FIRST_RELEASE_ACTIONS if self.rules == "first-release" else ACTIONS
             raise LeverError(f"invalid action {action!r}; valid: 0..{K.N_ACTIONS - 1} ({', '.join(names)})")
+        if not self._started:
+            raise LeverError("call reset() before the first step()")
         if self._done:
             raise LeverError("the episode has ended (terminated or truncated); call reset() before step()")
         pos, lever_on, terminated = step(self._world, self._pos, int(action), self._gold_taken,

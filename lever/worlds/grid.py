@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import FileFormatError, LeverError
 from ..fileio import read_json, write_json
 from ..resources import check_memory
+from ..validation import check_int, check_int_sequence
 from ..kernels import constants as K
 from ..kernels.world import World, bfs_distances, move_table, offset_move_table
 
@@ -64,9 +65,7 @@ class GridSpec:
 
     def __post_init__(self):
         for name in ("height", "width", "n_gold", "n_walls", "n_hazards", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise LeverError(f"{name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, check_int(getattr(self, name), name))  # np.uint64 becomes int
         if not isinstance(self.first_shuffle, bool):
             raise LeverError(f"first_shuffle must be True or False, got {self.first_shuffle!r}")
         if not self.first_shuffle and (self.start is None or self.exit is None):
@@ -81,7 +80,9 @@ class GridSpec:
         for name in ("start", "exit"):
             cell = getattr(self, name)
             if cell is not None:
-                cell = tuple(int(v) for v in cell)
+                cell = check_int_sequence(cell, name)
+                if len(cell) != 2:
+                    raise LeverError(f"{name} must be a (row, col) pair, got {cell}")
                 object.__setattr__(self, name, cell)
                 if not (0 <= cell[0] < self.height and 0 <= cell[1] < self.width):
                     raise LeverError(f"{name} {cell} lies outside the {self.height}×{self.width} grid")
@@ -163,11 +164,16 @@ class Layout:
     checked: bool = True
 
     def __post_init__(self):
-        cells = np.array(self.cells, dtype=np.int8)
-        if cells.ndim != 2 or cells.size == 0:
-            raise LeverError(f"layout cells must be a non-empty 2-D array, got shape {cells.shape}")
+        try:
+            cells = np.asarray(self.cells)
+        except ValueError as exc:  # ragged rows
+            raise LeverError(f"layout cells must be a 2-D array of cell kinds ({exc})") from None
+        if cells.dtype.kind not in "iu" or cells.ndim != 2 or not 0 < cells.size <= MAX_CELLS:
+            raise LeverError(f"layout cells must be a non-empty 2-D integer array of at most {MAX_CELLS:,} "
+                             f"cell kinds, got {cells.dtype} {cells.shape}")
         if cells.min() < 0 or cells.max() >= K.N_KINDS:
             raise LeverError(f"layout cells must be kinds 0..{K.N_KINDS - 1}")
+        cells = cells.astype(np.int8)
         cells.setflags(write=False)
         object.__setattr__(self, "cells", cells)
         n_exit = int(np.sum(cells == K.EXIT))
@@ -175,7 +181,7 @@ class Layout:
             raise LeverError(f"layout needs exactly one exit, found {n_exit}")
         if np.sum(cells == K.LEVER) > 1:
             raise LeverError("layout has more than one lever")
-        start = int(self.start)
+        start = check_int(self.start, "start")
         object.__setattr__(self, "start", start)
         if not 0 <= start < cells.size:
             raise LeverError(f"start {start} lies outside the {cells.shape[0]}×{cells.shape[1]} grid")
@@ -324,7 +330,11 @@ class Layout:
         """
         if not isinstance(text, str):
             raise LeverError(f"layout text must be a str, got {type(text).__name__}")
+        if len(text) > 4 * MAX_CELLS:  # the cell cap, before parsing anything
+            raise LeverError(f"layout text has {len(text):,} characters; a layout has at most {MAX_CELLS:,} cells")
         rows = [line.strip() for line in text.strip().splitlines() if line.strip()]
+        if sum(len(r) for r in rows) > MAX_CELLS:
+            raise LeverError(f"layout text has {sum(len(r) for r in rows):,} cells; at most {MAX_CELLS:,}")
         if not rows:
             raise LeverError("layout text is empty")
         if len({len(r) for r in rows}) != 1:

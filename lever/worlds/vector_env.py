@@ -22,6 +22,7 @@ from ..kernels.constants import N_ACTIONS, N_COMPONENTS
 from ..kernels.world import PARALLEL_MIN_AGENTS, step_batch, step_batch_serial
 from .objectives import ObjectiveLike, objective_terms
 from ..threads import pick
+from ..resources import check_memory
 
 
 #: Batches up to this size check their actions with Python's min and max (no NumPy reduction).
@@ -38,6 +39,8 @@ class GridWorldVectorEnv(VectorEnv):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise LeverError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         single = GridWorldEnv(layout, objective, max_steps=max_steps, layout_seed=layout_seed, rules=rules)
+        # Per sub-env: eight int64/float64 vectors, the gold flags and the component rewards, plus their copies.
+        check_memory(2 * int(num_envs) * (64 + single.layout.gold.size + 8 * N_COMPONENTS), f"{num_envs:,} sub-envs")
         self.layout, self.objective, self.rules = single.layout, single.objective, single.rules
         self.max_steps = single.max_steps
         self.num_envs = int(num_envs)
@@ -55,6 +58,7 @@ class GridWorldVectorEnv(VectorEnv):
         self._set_rewards = np.zeros((n, N_COMPONENTS))  # the single components' rewards
         self._terminated = np.zeros(n, dtype=np.bool_)
         self._needs_reset = np.zeros(n, dtype=np.bool_)
+        self._started = False  # step() before the first reset() is an error
 
     def _restart(self, which: np.ndarray) -> None:
         self._positions[which] = self.layout.start
@@ -67,10 +71,13 @@ class GridWorldVectorEnv(VectorEnv):
         super().reset(seed=seed)
         self._restart(slice(None))
         self._needs_reset[:] = False
+        self._started = True
         return self._positions.copy(), {}
 
     def step(self, actions):
         """Step every sub-env: (observations (N,), rewards (N,), terminations, truncations, infos)."""
+        if not self._started:
+            raise LeverError("call reset() before the first step()")
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
             raise LeverError(f"actions must be integers of shape ({self.num_envs},), got {actions.dtype} "
