@@ -59,16 +59,21 @@ class PreparedLayout:
         return cls(stack, tuple(p.objective for p in policies), signatures, None, rules)
 
 
+def check_library(library) -> None:
+    """LeverError unless ``library`` is an open ``PolicyLibrary`` (a path is named with how to open it)."""
+    if isinstance(library, (str, os.PathLike)) or not hasattr(library, "layout_ids"):
+        raise LeverError(f"library must be an open PolicyLibrary, got {library!r}"
+                         + (f"; open it first: PolicyLibrary.open({str(library)!r})"
+                            if isinstance(library, (str, os.PathLike)) else ""))
+
+
 def prepare_layout(library, layout=None) -> PreparedLayout:
     """The :class:`PreparedLayout` of one layout a ``PolicyLibrary`` holds.
 
     layout: a layout id, a :class:`Layout`, or None when the library holds
     exactly one layout. LeverError for a layout the library does not hold.
     """
-    if isinstance(library, (str, os.PathLike)) or not hasattr(library, "layout_ids"):
-        raise LeverError(f"library must be an open PolicyLibrary, got {library!r}"
-                         + (f"; open it first: PolicyLibrary.open({str(library)!r})"
-                            if isinstance(library, (str, os.PathLike)) else ""))
+    check_library(library)
     held = tuple(library.layout_ids)
     if layout is None:
         if len(held) != 1:

@@ -22,7 +22,7 @@ from .phase_plan import PLAN_MODES, check_terms, phase_offline, phase_plan_on_su
 from .policy import ComposedPolicy
 from .errors import LeverError, check_choice
 from .worlds.objectives import Objective, ObjectiveLike
-from .retrieval import PreparedLayout, prepare_layout, retrieve
+from .retrieval import PreparedLayout, check_library, prepare_layout, retrieve
 from .scoring import SCORINGS, Scorer
 from .strategies import DEFAULT_K, DEFAULT_WIDTH, Strategy, make_strategy
 from .validation import check_int
@@ -126,8 +126,9 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     Returns a :class:`StrategyResult` (``.policy`` is the
     :class:`~lever.policy.ComposedPolicy`).
     """
+    check_library(library)
     # A misspelt objective is named before any loading; a tabular world's library names its components.
-    objective = Objective.parse(objective, getattr(library.spec, "components", None))
+    objective = Objective.parse(objective, library.spec.components)
     k, width = check_int(k, "k"), check_int(width, "width")  # their ranges: the strategy's own messages
     pool = None if pool is None else check_int(pool, "pool", 1)
     chosen = make_strategy(strategy, k=k, width=width)
