@@ -277,6 +277,7 @@ def test_mo_task(benchmark, task: Task):
           f"{interval([100 * c for c in out['lever']['coverage_states']])} % of states")
 
     if not task.smoke and mo_peer.available():
+        mo_peer.warm_up(d)
         peer_weights = mo_peer.field_weights(d, N_WEIGHTS)
         out["weights_equal_the_peers"] = bool(np.array_equal(peer_weights, weights))
         if front is not None:

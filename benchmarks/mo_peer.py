@@ -76,6 +76,20 @@ def _make(env_id: str, env_kwargs: dict) -> StepCounter:
         return StepCounter(mo_gymnasium.make(env_id, **env_kwargs))
 
 
+def warm_up(dim: int) -> None:
+    """Import the peer and fill its cached evaluation weights, so no timed run pays for either.
+
+    ``MPMOQLearning.train`` draws ``equally_spaced_weights(d, n=100)`` on every
+    call (lru-cached; about 10 s the first time for the 10⁴-point distance
+    matrix), and the first import of torch takes seconds more.
+    """
+    from morl_baselines.common.weights import equally_spaced_weights
+    from morl_baselines.multi_policy.multi_policy_moqlearning.mp_mo_q_learning import MPMOQLearning  # noqa: F401
+    from morl_baselines.multi_policy.pareto_q_learning.pql import PQL  # noqa: F401
+
+    equally_spaced_weights(dim, n=100)
+
+
 def gpi_ls(env_id: str, env_kwargs: dict, gamma: float, ref_point, weights: np.ndarray,
            total_steps: int, iterations: int, seed: int) -> PeerRun:
     """Tabular GPI-LS for ``total_steps`` in ``iterations`` policies; evaluated greedily on ``weights`` (n, d)."""
