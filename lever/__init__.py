@@ -16,14 +16,15 @@ import gymnasium
 from .compose import PolicyStack
 from .policy import ComposedPolicy
 from .embeddings import EmbeddingConfig, RidgeRegressor, SuccessorFeatures, embed_policies
-from .env import ACTIONS, ENV_ID, MO_ENV_ID, GridWorldEnv, MOGridWorldEnv
+from .worlds.env import ACTIONS, ENV_ID, MO_ENV_ID, GridWorldEnv, MOGridWorldEnv
 from .errors import FileFormatError, LeverError
 from .evaluation import RolloutResult, rollout
-from .vector_env import GridWorldVectorEnv
-from .gridworld import PRESETS, GridSpec, Layout
+from .worlds.vector_env import GridWorldVectorEnv
+from .worlds.grid import PRESETS, GridSpec, Layout
 from .index import Candidate, PolicyIndex
 from .library import PolicyLibrary, PolicyRecord, PolicyTables
-from .objectives import COMPONENTS, RULES, Objective
+from .worlds.objectives import COMPONENTS, RULES, Objective
+from .worlds.tabular import TabularWorld
 from .reproduction import Reproduction, ReproduceConfig, reproduce
 from .search import StrategyResult, compose
 from .sweep import SweepConfig, SweepResult, SweepRow, run_sweep
@@ -34,15 +35,15 @@ from .version import __version__
 logging.getLogger("lever").addHandler(logging.NullHandler())
 
 if ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=ENV_ID, entry_point="lever.env:GridWorldEnv",
-                       vector_entry_point="lever.vector_env:GridWorldVectorEnv")
+    gymnasium.register(id=ENV_ID, entry_point="lever.worlds.env:GridWorldEnv",
+                       vector_entry_point="lever.worlds.vector_env:GridWorldVectorEnv")
 if MO_ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=MO_ENV_ID, entry_point="lever.env:MOGridWorldEnv",
+    gymnasium.register(id=MO_ENV_ID, entry_point="lever.worlds.env:MOGridWorldEnv",
                        disable_env_checker=True)  # its reward is a vector by design
 
 __all__ = [
     "ACTIONS", "BUDGETS", "COMPONENTS", "ENV_ID", "MO_ENV_ID", "MOGridWorldEnv", "RULES", "GridWorldVectorEnv", "Reproduction", "ReproduceConfig", "reproduce", "PRESETS", "FileFormatError", "GridSpec", "GridWorldEnv",
-    "Layout", "LeverError", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
+    "Layout", "LeverError", "TabularWorld", "Objective", "RolloutResult", "TrainConfig", "TrainedPolicy",
     "rollout", "train", "__version__",
     "Candidate", "EmbeddingConfig", "PolicyIndex", "PolicyLibrary", "PolicyRecord", "PolicyTables",
     "RidgeRegressor", "SuccessorFeatures", "embed_policies",

@@ -22,14 +22,19 @@ import numpy as np
 
 from .errors import LeverError, check_choice
 from .evaluation import RolloutResult, rollout
-from .gridworld import Layout
+from .worlds.grid import Layout
+from .worlds.tabular import TabularWorld
 from .kernels.compose import (
     OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
     offline_rollout_batch, offline_rollout_batch_serial, support_bits,
 )
 from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.planning import plan_batch
-from .objectives import Objective, ObjectiveLike
+from .kernels.table_compose import (
+    compose_any_batch, compose_any_batch_serial, offline_rollout_table_batch, offline_rollout_table_batch_serial,
+    plan_table,
+)
+from .worlds.objectives import Objective, ObjectiveLike
 
 #: Composition operators by name: ``sum`` composes each member's own Q, ``max`` is GPI.
 OPERATORS = {"sum": OP_SUM, "max": OP_MAX}
@@ -50,6 +55,14 @@ def _frozen(array, dtype=None) -> np.ndarray:
     return view
 
 
+def world_sizes(world: Layout | TabularWorld) -> tuple[int, int, int]:
+    """(A actions, F logged reward features, C vector-Q components) of a world's tables: (4, N_SETS, 4)
+    on the GridWorld, (A, d, d) on a tabular world."""
+    if isinstance(world, TabularWorld):
+        return world.n_actions, world.n_components, world.n_components
+    return N_ACTIONS, N_SETS, N_COMPONENTS
+
+
 @dataclass(frozen=True, eq=False)
 class PolicyStack:
     """Every policy of one layout, stacked and checked, ready for the kernels.
@@ -62,10 +75,11 @@ class PolicyStack:
     ``lacks_vector_q`` bool (P,): rows whose vector Q is a placeholder (a
     library policy added from a plain Q table), which the ``max`` operator
     refuses to compose. Build it with :meth:`from_tables` (a library's ``PolicyTables``) or
-    :meth:`from_policies` (``TrainedPolicy`` objects).
+    :meth:`from_policies` (``TrainedPolicy`` objects). On a :class:`TabularWorld` ``layout``
+    A is the world's action count and both N_SETS and C are its d components.
     """
 
-    layout: Layout
+    layout: Layout | TabularWorld
     policy_ids: np.ndarray
     q: np.ndarray
     support: np.ndarray
@@ -75,7 +89,7 @@ class PolicyStack:
     lacks_vector_q: np.ndarray | None = None
 
     @classmethod
-    def from_arrays(cls, layout: Layout, q, visits, next_state, reward_model, q_vector=None,
+    def from_arrays(cls, layout: Layout | TabularWorld, q, visits, next_state, reward_model, q_vector=None,
                     policy_ids=None, has_vector_q=None) -> "PolicyStack":
         """Check shapes and values of stacked tables, then pack the support bits.
 
@@ -85,22 +99,23 @@ class PolicyStack:
         visits = np.asarray(visits)
         next_state = np.asarray(next_state)
         reward_model = np.asarray(reward_model)
-        if q.ndim != 3 or q.shape[1:] != (layout.n_states, N_ACTIONS) or q.shape[0] == 0:
-            raise LeverError(f"Q tables must have shape (P>0, S={layout.n_states}, A={N_ACTIONS}) "
+        n_actions, n_features, n_components = world_sizes(layout)
+        if q.ndim != 3 or q.shape[1:] != (layout.n_states, n_actions) or q.shape[0] == 0:
+            raise LeverError(f"Q tables must have shape (P>0, S={layout.n_states}, A={n_actions}) "
                              f"for layout {layout.id}, got {q.shape}")
         if not np.issubdtype(q.dtype, np.floating):
             raise LeverError(f"Q tables must be float, got {q.dtype}")
         shape = q.shape
         for name, array, want in (("visits", visits, shape), ("next_state", next_state, shape),
-                                  ("reward_model", reward_model, shape + (N_SETS,))):
+                                  ("reward_model", reward_model, shape + (n_features,))):
             if array.shape != want:
                 raise LeverError(f"{name} has shape {array.shape}, expected {want} to match the Q tables")
         if not np.all(np.isfinite(q)):
             raise LeverError("Q tables contain NaN or infinity")
         if q_vector is not None:
             q_vector = np.asarray(q_vector)
-            if q_vector.shape != shape + (N_COMPONENTS,):
-                raise LeverError(f"q_vector has shape {q_vector.shape}, expected {shape + (N_COMPONENTS,)}")
+            if q_vector.shape != shape + (n_components,):
+                raise LeverError(f"q_vector has shape {q_vector.shape}, expected {shape + (n_components,)}")
             if not np.all(np.isfinite(q_vector)):
                 raise LeverError("vector Q tables contain NaN or infinity")
         visited = visits > 0
@@ -124,13 +139,13 @@ class PolicyStack:
                    _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector), lacks)
 
     @classmethod
-    def from_tables(cls, layout: Layout, tables) -> "PolicyStack":
+    def from_tables(cls, layout: Layout | TabularWorld, tables) -> "PolicyStack":
         """From a library's ``PolicyTables`` of ``layout``."""
         return cls.from_arrays(layout, tables.q, tables.visits, tables.next_state, tables.reward_model,
                                tables.q_vector, tables.policy_ids, getattr(tables, "has_vector_q", None))
 
     @classmethod
-    def from_policies(cls, layout: Layout, policies, policy_ids=None) -> "PolicyStack":
+    def from_policies(cls, layout: Layout | TabularWorld, policies, policy_ids=None) -> "PolicyStack":
         """From ``TrainedPolicy`` objects of ``layout`` (vector Q kept only if every one has it)."""
         policies = list(policies)
         if not policies:
@@ -198,11 +213,11 @@ class EmpiricalModel:
     def of(cls, stack: PolicyStack, rows) -> "EmpiricalModel":
         """The empirical model of the union support of ``stack``'s ``rows``."""
         rows = tuple(int(r) for r in rows)
-        n_states = stack.layout.n_states
-        support = np.zeros((n_states, N_ACTIONS), dtype=bool)
-        next_state = np.full((n_states, N_ACTIONS), -1, dtype=np.int32)
-        reward_model = np.zeros((n_states, N_ACTIONS, N_SETS))
-        bits = np.arange(N_ACTIONS)
+        n_states, n_actions, n_features = stack.reward_model.shape[1:]
+        support = np.zeros((n_states, n_actions), dtype=bool)
+        next_state = np.full((n_states, n_actions), -1, dtype=np.int32)
+        reward_model = np.zeros((n_states, n_actions, n_features))
+        bits = np.arange(n_actions)
         for row in rows:
             visited = ((stack.support[row][:, None] >> bits) & 1).astype(bool)
             new = visited & ~support
@@ -323,7 +338,11 @@ class Composer:
                              f"(S, A, C) table")
         actions = np.empty((combos.shape[0], self.stack.layout.n_states), dtype=np.int32)
         covered = np.empty(combos.shape[0], dtype=np.int64)
-        kernel = compose_batch if combos.shape[0] >= PARALLEL_MIN_BATCH else compose_batch_serial
+        parallel = combos.shape[0] >= PARALLEL_MIN_BATCH
+        if isinstance(self.stack.layout, TabularWorld):
+            kernel = compose_any_batch if parallel else compose_any_batch_serial
+        else:
+            kernel = compose_batch if parallel else compose_batch_serial
         kernel(self.values, self.stack.support, combos, betas, self.code, actions, covered)
         return actions, covered
 
@@ -339,10 +358,16 @@ class Composer:
         max_steps = max_steps or stack.layout.max_steps
         n = combos.shape[0]
         returns = np.empty(n)
-        vectors = np.empty((n, N_SETS))
+        vectors = np.empty((n, self.set_weights.shape[0]))
         steps = np.empty(n, dtype=np.int64)
         ends = np.empty(n, dtype=np.int8)
         paths = np.empty((n, max_steps + 1) if record_path else (0, 0), dtype=np.int32)
+        world = stack.layout
+        if isinstance(world, TabularWorld):
+            kernel = offline_rollout_table_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_table_batch_serial
+            kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, world.terminates,
+                   world.start, max_steps, self.set_weights, returns, vectors, steps, ends, paths)
+            return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)
         kernel = offline_rollout_batch if n >= PARALLEL_MIN_BATCH else offline_rollout_batch_serial
         kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, stack.layout.world.cells,
                stack.layout.start, max_steps, self.set_weights, returns, vectors, steps, ends, paths)
@@ -355,6 +380,13 @@ class Composer:
         stack = self.stack
         combos = _check_combos(stack, np.asarray(rows).reshape(1, -1))
         n_states = stack.layout.n_states
+        if isinstance(stack.layout, TabularWorld):
+            q = np.empty((n_states, stack.layout.n_actions))
+            actions = np.empty(n_states, dtype=np.int32)
+            sweeps = plan_table(combos[0], stack.support, stack.next_state, stack.reward_model,
+                                stack.layout.terminates, self.set_weights, float(gamma), float(tol), int(max_iters),
+                                q, actions)
+            return PlanResult(q, actions, int(sweeps))
         q = np.empty((1, n_states, N_ACTIONS))
         actions = np.empty((1, n_states), dtype=np.int32)
         iterations = np.empty(1, dtype=np.int64)
@@ -372,19 +404,22 @@ def compose_actions(stack: PolicyStack, combos, objective: ObjectiveLike = "path
     needs ``"linear"``). Returns actions int32 (B, S), -1 at dead ends, and
     covered pairs int64 (B,).
     """
-    return Composer(stack, Objective.parse(objective), operator, rules).actions(combos, betas)
+    return Composer(stack, Objective.parse(objective, stack.layout.component_names), operator,
+                    rules).actions(combos, betas)
 
 
 def offline_evaluate(stack: PolicyStack, combos, actions, objective: ObjectiveLike, rules: str = "study",
                      record_path: bool = False, max_steps: int | None = None) -> OfflineBatch:
     """Roll each action table (B, S) out through its combination's empirical model (:meth:`Composer.offline`)."""
-    return Composer(stack, Objective.parse(objective), rules=rules).offline(combos, actions, record_path, max_steps)
+    return Composer(stack, Objective.parse(objective, stack.layout.component_names),
+                    rules=rules).offline(combos, actions, record_path, max_steps)
 
 
 def plan_on_support(stack: PolicyStack, rows, objective: ObjectiveLike, rules: str = "study",
                     gamma: float = 0.99, tol: float = 1e-9, max_iters: int = 10_000) -> PlanResult:
     """Value iteration under ``objective`` over the empirical model of ``rows`` only (:meth:`Composer.plan`)."""
-    return Composer(stack, Objective.parse(objective), rules=rules).plan(rows, gamma, tol, max_iters)
+    return Composer(stack, Objective.parse(objective, stack.layout.component_names),
+                    rules=rules).plan(rows, gamma, tol, max_iters)
 
 
 @dataclass(frozen=True, eq=False)
@@ -395,14 +430,19 @@ class TrueEvaluation:
     route_on_support: float
 
 
-def true_evaluate(layout: Layout, actions: np.ndarray, support: np.ndarray,
-                  objective: ObjectiveLike, rules: str = "study") -> TrueEvaluation:
+def true_evaluate(layout: Layout | TabularWorld, actions: np.ndarray, support: np.ndarray,
+                  objective: ObjectiveLike, rules: str = "study", gamma: float = 1.0) -> TrueEvaluation:
     """Greedy rollout of ``actions`` (S,) in the real environment (:func:`lever.evaluation.rollout`).
 
     ``route_on_support`` is the fraction of the route's steps whose (s, a)
     lies in ``support`` bool (S, A) (1.0 for a route with no steps).
+    ``gamma`` discounts the rollout's ``discounted_return_vector`` (a
+    :class:`TabularWorld` only).
     """
     actions = np.asarray(actions, dtype=np.int32)
-    result = rollout(layout, actions, objective, rules, record_path=True)
+    if isinstance(layout, TabularWorld):
+        result = rollout(layout, actions, objective, rules, record_path=True, gamma=gamma)
+    else:
+        result = rollout(layout, actions, objective, rules, record_path=True)
     states = result.path[:-1]
     return TrueEvaluation(result, float(support[states, actions[states]].mean()) if result.steps else 1.0)

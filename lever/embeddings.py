@@ -19,10 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LeverError
-from .gridworld import Layout
+from .worlds.grid import Layout
 from .kernels import constants as K
-from .objectives import Objective
+from .worlds.objectives import Objective
 from .kernels.features import greedy_policies, successor_features
+from .kernels.table import successor_features_table
+from .worlds.tabular import TabularWorld
 
 
 @dataclass(frozen=True)
@@ -56,23 +58,34 @@ class EmbeddingConfig:
         """Length of the flattened behaviour embedding, K·D."""
         return self.n_states * self.feature_dim
 
+    def feature_dim_of(self, world) -> int:
+        """D on ``world``: :attr:`feature_dim` on a GridWorld layout, the d components of a
+        :class:`TabularWorld` (whose φ is its reward vector; ``cell_kinds`` does not apply)."""
+        if isinstance(world, TabularWorld):
+            if self.cell_kinds:
+                raise LeverError("cell_kinds embeddings need a GridWorld layout; a tabular world has no cells")
+            return world.n_components
+        return self.feature_dim
+
 
 @dataclass(frozen=True, eq=False)
 class SuccessorFeatures:
     """ψ of P policies from K states.
 
     ``psi`` float64 (P, K, D); ``steps`` int32 (P, K), steps taken; ``ends`` int8 (P, K),
-    how each rollout ended (:data:`lever.kernels.constants.END_NAMES`).
+    how each rollout ended (:data:`lever.kernels.constants.END_NAMES`); ``n_features`` the
+    reward entries of φ (N_SETS on the GridWorld, d on a tabular world).
     """
 
     psi: np.ndarray
     steps: np.ndarray
     ends: np.ndarray
+    n_features: int = K.N_SETS
 
     @property
     def value_signatures(self) -> np.ndarray:
-        """ψ(start) over the component sets, float64 (P, N_SETS)."""
-        return value_signatures(self.psi)
+        """ψ(start) over the reward features, float64 (P, F)."""
+        return value_signatures(self.psi, self.n_features)
 
     @property
     def behaviour(self) -> np.ndarray:
@@ -80,16 +93,21 @@ class SuccessorFeatures:
         return behaviour_embeddings(self.psi)
 
 
-def free_cells(layout: Layout) -> np.ndarray:
-    """Cells a rollout may start from: not wall, hazard or exit; int64 (F,), row-major."""
+def free_cells(layout: Layout | TabularWorld) -> np.ndarray:
+    """Cells a rollout may start from: not wall, hazard or exit; int64 (F,), row-major.
+    On a tabular world: every state but its terminal observations."""
+    if isinstance(layout, TabularWorld):
+        return np.setdiff1d(np.arange(layout.n_states), layout.terminal_states)
     flat = layout.cells.ravel()
     return np.flatnonzero((flat != K.WALL) & (flat != K.HAZARD) & (flat != K.EXIT))
 
 
-def canonical_states(layout: Layout, n_states: int = 16, seed: int = 0) -> np.ndarray:
+def canonical_states(layout: Layout | TabularWorld, n_states: int = 16, seed: int = 0) -> np.ndarray:
     """The start, then ``n_states - 1`` distinct free cells drawn by ``seed``; int64 (K,)."""
     others = free_cells(layout)
     others = others[others != layout.start]
+    if isinstance(layout, TabularWorld):
+        n_states = min(n_states, others.size + 1)  # a small world embeds from every state it has
     if n_states - 1 > others.size:
         raise LeverError(f"layout {layout.id} has {others.size + 1} free cells, fewer than the "
                          f"{n_states} canonical states asked for")
@@ -97,12 +115,12 @@ def canonical_states(layout: Layout, n_states: int = 16, seed: int = 0) -> np.nd
     return np.concatenate([[layout.start], np.sort(drawn)]).astype(np.int64)
 
 
-def as_action_tables(policies, n_states: int) -> np.ndarray:
+def as_action_tables(policies, n_states: int, n_actions: int = K.N_ACTIONS) -> np.ndarray:
     """int32 (P, S) greedy actions from Q tables (P, S, A) or action tables (P, S) (-1 = none)."""
     tables = np.asarray(policies)
     if tables.ndim == 3:
-        if tables.shape[1] != n_states or tables.shape[2] != K.N_ACTIONS:
-            raise LeverError(f"Q tables must have shape (P, S={n_states}, A={K.N_ACTIONS}), "
+        if tables.shape[1] != n_states or tables.shape[2] != n_actions:
+            raise LeverError(f"Q tables must have shape (P, S={n_states}, A={n_actions}), "
                              f"got {tables.shape}")
         if not np.issubdtype(tables.dtype, np.floating):
             raise LeverError(f"Q tables must be float, got {tables.dtype}")
@@ -113,13 +131,13 @@ def as_action_tables(policies, n_states: int) -> np.ndarray:
         if tables.shape[1] != n_states or not np.issubdtype(tables.dtype, np.integer):
             raise LeverError(f"action tables must be integer (P, S={n_states}), "
                              f"got {tables.dtype} {tables.shape}")
-        if tables.size and (tables.min() < -1 or tables.max() >= K.N_ACTIONS):
-            raise LeverError(f"actions must be -1 (none) or 0..{K.N_ACTIONS - 1}")
+        if tables.size and (tables.min() < -1 or tables.max() >= n_actions):
+            raise LeverError(f"actions must be -1 (none) or 0..{n_actions - 1}")
         return np.ascontiguousarray(tables, dtype=np.int32)
     raise LeverError(f"expected Q tables (P, S, A) or action tables (P, S), got shape {tables.shape}")
 
 
-def embed_policies(layout: Layout, policies, states: np.ndarray | None = None,
+def embed_policies(layout: Layout | TabularWorld, policies, states: np.ndarray | None = None,
                    config: EmbeddingConfig | None = None, skip_cycles: bool = True) -> SuccessorFeatures:
     """Successor features of a batch of policies on ``layout``.
 
@@ -127,10 +145,13 @@ def embed_policies(layout: Layout, policies, states: np.ndarray | None = None,
     int (K,), by default :func:`canonical_states` of ``config``;
     skip_cycles: sum a looping rollout's repeated cycle in closed form
     (same result up to float rounding, see
-    :func:`lever.kernels.features.successor_features`).
+    :func:`lever.kernels.features.successor_features`). On a
+    :class:`TabularWorld` φ is the world's reward vector (d,)
+    (:func:`lever.kernels.table.successor_features_table`).
     """
     config = config or EmbeddingConfig()
-    actions = as_action_tables(policies, layout.n_states)
+    dim = config.feature_dim_of(layout)
+    actions = as_action_tables(policies, layout.n_states, layout.n_actions)
     if states is None:
         states = canonical_states(layout, config.n_states, config.seed)
     states = np.ascontiguousarray(states, dtype=np.int64)
@@ -139,18 +160,24 @@ def embed_policies(layout: Layout, policies, states: np.ndarray | None = None,
     if states.min() < 0 or states.max() >= layout.n_states:
         raise LeverError(f"canonical states must be cells 0..{layout.n_states - 1}")
     n_policies = actions.shape[0]
-    psi = np.empty((n_policies, states.size, config.feature_dim))
+    psi = np.empty((n_policies, states.size, dim))
     steps = np.empty((n_policies, states.size), dtype=np.int32)
     ends = np.empty((n_policies, states.size), dtype=np.int8)
+    if isinstance(layout, TabularWorld):
+        if n_policies:
+            successor_features_table(layout.table, actions, states, layout.max_steps, float(config.gamma),
+                                     skip_cycles, psi, steps, ends)
+        return SuccessorFeatures(psi, steps, ends, dim)
     if n_policies:
         successor_features(layout.world, actions, states, layout.max_steps, float(config.gamma),
                            config.cell_kinds, skip_cycles, psi, steps, ends)
     return SuccessorFeatures(psi, steps, ends)
 
 
-def value_signatures(psi: np.ndarray) -> np.ndarray:
-    """ψ(start) over the component sets: float64 (P, N_SETS) from ψ (P, K, D), start = state 0."""
-    return np.ascontiguousarray(psi[:, 0, :K.N_SETS], dtype=np.float64)
+def value_signatures(psi: np.ndarray, n_features: int = K.N_SETS) -> np.ndarray:
+    """ψ(start) over the reward features: float64 (P, F) from ψ (P, K, D), start = state 0
+    (F = N_SETS on the GridWorld, d on a tabular world)."""
+    return np.ascontiguousarray(psi[:, 0, :n_features], dtype=np.float64)
 
 
 def behaviour_embeddings(psi: np.ndarray) -> np.ndarray:

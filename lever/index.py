@@ -52,7 +52,8 @@ from .errors import FileFormatError, LeverError
 from .fileio import atomic_write, sha256_file, write_json
 from .index_files import INDEX_FORMAT, INDEX_VERSION, read_index, saved_version
 from .index_graphs import DistinctSignatures, IndexParams, build_graph, mips_query, mips_vectors, search_graph
-from .objectives import Objective
+from .kernels.constants import N_SETS
+from .worlds.objectives import Objective
 
 __all__ = ["ALL", "INDEX_FORMAT", "INDEX_VERSION", "Candidate", "IndexParams", "PolicyIndex", "build_graph",
            "mips_query", "mips_vectors", "saved_version"]
@@ -185,11 +186,18 @@ class PolicyIndex:
     def query(self, objective, k: int = 5, layout_id: str | None = None, rules: str = "study") -> list[Candidate]:
         """The ``k`` policies with the largest predicted return ``W · ψ(start)``, best first.
 
-        objective: an :class:`~lever.objectives.Objective` or a spec such as
+        objective: an :class:`~lever.worlds.objectives.Objective` or a spec such as
         ``"path+gold"``, whose set weights W under ``rules`` are the query;
         layout_id restricts the candidates to one layout. :meth:`rank` takes
-        a weight vector over the component sets directly.
+        a weight vector over the component sets directly. In the index of a
+        tabular world's library (signatures over its d components) the
+        objective is a weight vector over them: ``[0.3, 0.7]`` or ``"0.3,0.7"``.
         """
+        if isinstance(objective, Objective):
+            return self.rank(objective.set_weights(rules), k, layout_id)
+        if self.signatures.shape[1] != N_SETS:  # a tabular world's: weights over its components, in order
+            weights = Objective.parse(objective, tuple(f"c{i}" for i in range(self.signatures.shape[1])))
+            return self.rank(weights.array, k, layout_id)
         return self.rank(Objective.parse(objective).set_weights(rules), k, layout_id)
 
     def rank(self, weights: np.ndarray, k: int = 5, layout_id: str | None = None) -> list[Candidate]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LeverError
-from .objectives import COMPONENTS, Objective
+from .worlds.objectives import COMPONENTS, Objective
 
 #: The four reward components in canonical order; objective names list them in this order.
 COMPONENT_ORDER: tuple[str, ...] = COMPONENTS

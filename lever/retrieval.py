@@ -16,8 +16,9 @@ import numpy as np
 from .compose import PolicyStack
 from .errors import LeverError
 from .evaluation import rollout
-from .gridworld import Layout
-from .objectives import COMPONENTS, Objective
+from .worlds.grid import Layout
+from .worlds.objectives import Objective
+from .worlds.tabular import TabularWorld
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,12 +40,12 @@ class PreparedLayout:
     rules: str = "study"
 
     @property
-    def layout(self) -> Layout:
+    def layout(self) -> Layout | TabularWorld:
         """The layout the stacked policies were trained on."""
         return self.stack.layout
 
     @classmethod
-    def from_policies(cls, layout: Layout, policies, policy_ids=None) -> "PreparedLayout":
+    def from_policies(cls, layout: Layout | TabularWorld, policies, policy_ids=None) -> "PreparedLayout":
         """From ``TrainedPolicy`` objects (all of one rule set), ranking candidates by brute force (no index)."""
         policies = list(policies)
         rules = {p.config.rules for p in policies}
@@ -69,7 +70,7 @@ def prepare_layout(library, layout=None) -> PreparedLayout:
                              f"({', '.join(held) or 'none'})")
         layout_id = held[0]
     else:
-        layout_id = layout.id if isinstance(layout, Layout) else str(layout)
+        layout_id = layout.id if isinstance(layout, (Layout, TabularWorld)) else str(layout)
     if layout_id not in held:
         raise LeverError(f"the library holds no layout {layout_id!r}; it holds {', '.join(held) or 'none'}")
     grid = library.layout(layout_id)
@@ -115,7 +116,7 @@ def retrieve(prepared: PreparedLayout, objective: Objective, pool: int | None = 
     for c in np.flatnonzero(weights):
         alone = np.zeros_like(weights)
         alone[c] = weights[c]
-        query = Objective(tuple(alone)).set_weights(prepared.rules)
+        query = Objective(tuple(alone), objective.names).set_weights(prepared.rules)
         if prepared.index is not None:
             found = prepared.index.rank(query, stack.n_policies, layout_id=stack.layout.id)
             rows = stack.rows([cand.policy_id for cand in found])
@@ -126,14 +127,14 @@ def retrieve(prepared: PreparedLayout, objective: Objective, pool: int | None = 
             scores = predicted[rows]
         keep = relevant[rows, c] if excluded is None else relevant[rows, c] & ~excluded[rows]
         if not keep.any() and relevant[rows, c].any():
-            raise LeverError(f"no candidate policy for component {COMPONENTS[c]!r} on layout {stack.layout.id}: "
+            raise LeverError(f"no candidate policy for component {objective.names[c]!r} on layout {stack.layout.id}: "
                              f"its policies were added without a vector Q table, which the max operator (GPI) "
                              f"needs: use operator='sum', or add them with an (S, A, C) table")
         rows, scores = rows[keep][:pool], scores[keep][:pool]
         if rows.size == 0:
-            raise LeverError(f"no candidate policy for component {COMPONENTS[c]!r} on layout "
+            raise LeverError(f"no candidate policy for component {objective.names[c]!r} on layout "
                              f"{stack.layout.id}: the library has no policy trained on it")
-        components.append(COMPONENTS[c])
+        components.append(objective.names[c])
         rows_out.append(rows)
         scores_out.append(scores)
     return Candidates(tuple(components), tuple(rows_out), tuple(scores_out))

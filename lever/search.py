@@ -19,7 +19,7 @@ import numpy as np
 from .compose import Composer, true_evaluate
 from .policy import ComposedPolicy
 from .errors import check_choice
-from .objectives import Objective, ObjectiveLike
+from .worlds.objectives import Objective, ObjectiveLike
 from .retrieval import PreparedLayout, prepare_layout, retrieve
 from .scoring import SCORINGS, Scorer
 from .strategies import DEFAULT_K, DEFAULT_WIDTH, Strategy, make_strategy
@@ -100,23 +100,31 @@ class _Choice:
 
 def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
             strategy: str = "hybrid", k: int = DEFAULT_K, width: int = DEFAULT_WIDTH, operator: str = "sum",
-            scoring: str = "offline", plan: bool = False, pool: int | None = None) -> StrategyResult:
+            scoring: str = "offline", plan: bool = False, pool: int | None = None,
+            plan_gamma: float | None = None) -> StrategyResult:
     """Compose a policy for ``objective`` from ``library`` policies, offline.
 
     library: a :class:`lever.library.PolicyLibrary`; layout: a layout id, a
-    :class:`~lever.gridworld.Layout` held by the library, or None when it
+    :class:`~lever.worlds.grid.Layout` held by the library, or None when it
     holds exactly one; strategy: a name from
     :data:`lever.strategies.STRATEGIES`; k: candidates per component for
     hybrid (and beam's seed grid); width: beam width; operator: a name from
     :data:`lever.compose.OPERATORS`; scoring: a name from
     :data:`lever.scoring.SCORINGS`; plan: also plan on the chosen support
     and keep the plan when it scores better offline; pool: cap on candidates
-    per component. Returns a :class:`StrategyResult` (``.policy`` is the
+    per component; plan_gamma: the planning discount (default: the library's
+    γ where it is in (0, 1), else 0.99). On a library of a
+    :class:`~lever.worlds.tabular.TabularWorld` the objective is a weight
+    vector over the world's components (``[0.3, 0.7]``, ``"0.3,0.7"``). Returns a :class:`StrategyResult` (``.policy`` is the
     :class:`~lever.policy.ComposedPolicy`).
     """
-    objective = Objective.parse(objective)  # a misspelt objective is named before any loading
     chosen = make_strategy(strategy, k=k, width=width)
-    return _search(prepare_layout(library, layout), objective, chosen, operator, scoring, plan, pool)
+    prepared = prepare_layout(library, layout)
+    objective = Objective.parse(objective, prepared.layout.component_names)
+    if plan_gamma is None:
+        gamma = float(library.spec.gamma)
+        plan_gamma = gamma if 0 < gamma < 1 else 0.99
+    return _search(prepared, objective, chosen, operator, scoring, plan, pool, plan_gamma)
 
 
 def search(prepared: PreparedLayout, objective: ObjectiveLike, strategy: Strategy,
@@ -128,7 +136,8 @@ def search(prepared: PreparedLayout, objective: ObjectiveLike, strategy: Strateg
     (discount ``plan_gamma``) replaces the composition when its offline
     return is higher.
     """
-    return _search(prepared, Objective.parse(objective), strategy, operator, scoring, plan, pool, plan_gamma)
+    return _search(prepared, Objective.parse(objective, prepared.layout.component_names), strategy, operator,
+                   scoring, plan, pool, plan_gamma)
 
 
 def _search(prepared: PreparedLayout, objective: Objective, strategy: Strategy, operator: str,

@@ -19,9 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .env import KIND_COLOURS
+from .worlds.env import KIND_COLOURS
 from .errors import LeverError
-from .gridworld import Layout
+from .worlds.grid import Layout
 from .kernels import constants as K
 
 #: Row and column offset of one step, by action name (rows grow downwards).
@@ -204,7 +204,7 @@ def draw_policy(ax, layout: Layout, actions, support=None, route=None, title: st
     """Draw a policy on its layout onto the matplotlib ``ax``.
 
     layout: the :class:`Layout`; its cells are coloured by kind with the
-    env's ``rgb_array`` colours (:data:`lever.env.KIND_COLOURS`), gold,
+    env's ``rgb_array`` colours (:data:`lever.worlds.env.KIND_COLOURS`), gold,
     hazards, lever and exit also lettered ``G H L E`` and the start ``S``.
     actions: int (S,), the action per cell, -1 where the policy has none:
     an arrow is drawn in every non-wall, non-terminal cell with an action,

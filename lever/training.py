@@ -17,11 +17,13 @@ import numpy as np
 
 from .errors import FileFormatError, LeverError
 from .fileio import read_arrays, write_arrays
-from .gridworld import PRESETS, Layout
+from .worlds.grid import PRESETS, Layout
+from .worlds.tabular import TabularWorld
 from .kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
 from .kernels.rollout import greedy_policy
+from .kernels.table import train_table
 from .kernels.training import train_tabular
-from .objectives import Objective, ObjectiveLike, check_rules, objective_terms
+from .worlds.objectives import Objective, ObjectiveLike, check_rules, objective_terms
 from .resources import check_memory
 
 ALGORITHMS = ("sarsa", "q_learning")
@@ -165,7 +167,7 @@ class TrainedPolicy:
         atomic, versioned); returns the path."""
         arrays = {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
         write_arrays(path, POLICY_FORMAT, POLICY_VERSION, arrays,
-                     {"objective": list(self.objective.weights), "config": asdict(self.config),
+                     {"objective": self.objective.to_json(), "config": asdict(self.config),
                       "layout_id": self.layout_id, "wall_time": self.wall_time})
         return Path(path)
 
@@ -175,7 +177,7 @@ class TrainedPolicy:
         arrays, meta = read_arrays(path, POLICY_FORMAT, POLICY_VERSION)
         try:
             policy = cls(**{name: arrays.get(name) for name in _ARRAYS}, wall_time=float(meta["wall_time"]),
-                         objective=Objective.parse(meta["objective"]), config=TrainConfig(**meta["config"]),
+                         objective=Objective.from_json(meta["objective"]), config=TrainConfig(**meta["config"]),
                          layout_id=str(meta["layout_id"]))
         except (KeyError, TypeError, LeverError) as exc:
             raise FileFormatError(f"{path}: malformed trained policy ({exc})") from None
@@ -213,11 +215,21 @@ POLICY_FORMAT = "lever-trained-policy"
 POLICY_VERSION = 1
 
 
-def train(layout: Layout, objective: ObjectiveLike = "path", config: TrainConfig | None = None) -> TrainedPolicy:
-    """Train a tabular policy for ``objective`` on ``layout``; deterministic in ``config.seed``."""
+def train(layout: Layout | TabularWorld, objective: ObjectiveLike = "path",
+          config: TrainConfig | None = None) -> TrainedPolicy:
+    """Train a tabular policy for ``objective`` on a GridWorld ``layout`` or a :class:`TabularWorld`;
+    deterministic in ``config.seed``.
+
+    On a tabular world the objective is a weight vector over its d
+    components (``[0.3, 0.7]``, ``"0.3,0.7"``), ``config.rules`` does not
+    apply, episodes start at a uniformly drawn start state, and the logged
+    ``reward_model`` and ``q_vector`` are (S, A, d).
+    """
     config = config or TrainConfig()
+    if isinstance(layout, TabularWorld):
+        return _train_table(layout, objective, config)
     if not isinstance(layout, Layout):
-        raise LeverError(f"layout must be a lever.Layout, got {type(layout).__name__}")
+        raise LeverError(f"layout must be a lever.Layout or a lever.TabularWorld, got {type(layout).__name__}")
     if not isinstance(config, TrainConfig):
         raise LeverError(f"config must be a lever.TrainConfig, got {type(config).__name__}")
     objective = Objective.parse(objective)
@@ -248,3 +260,34 @@ def train(layout: Layout, objective: ObjectiveLike = "path", config: TrainConfig
     return TrainedPolicy(q, visits, first_visit, next_state, reward_model,
                          q_vector if config.vector_q else None, returns, episodes, snapshot_q,
                          snapshot_visits, wall_time, objective, config, layout.id)
+
+
+def _train_table(world: TabularWorld, objective: ObjectiveLike, config: TrainConfig) -> TrainedPolicy:
+    """:func:`train` on a tabular world: the table kernel, features = the world's d components."""
+    if not isinstance(config, TrainConfig):
+        raise LeverError(f"config must be a lever.TrainConfig, got {type(config).__name__}")
+    objective = Objective.parse(objective, world.component_names)
+    n_states, n_actions, n_features = world.n_states, world.n_actions, world.n_components
+    n_snapshots = config.snapshot_episodes.size
+    check_memory(8 * config.episodes + n_states * n_actions * (16 * n_features + 40 + 16 * n_snapshots),
+                 f"training {config.episodes:,} episodes with {n_snapshots:,} snapshots on {n_states:,} states")
+    q = np.zeros((n_states, n_actions))
+    q_vector = np.zeros((n_states, n_actions, n_features) if config.vector_q else (0, 0, 0))
+    visits = np.zeros((n_states, n_actions), dtype=np.int64)
+    first_visit = np.full((n_states, n_actions), -1, dtype=np.int32)
+    next_state = np.full((n_states, n_actions), -1, dtype=np.int32)
+    reward_model = np.zeros((n_states, n_actions, n_features))
+    returns = np.zeros(config.episodes)
+    episodes = config.snapshot_episodes
+    snapshot_q = np.zeros((episodes.size, n_states, n_actions))
+    snapshot_visits = np.zeros((episodes.size, n_states, n_actions), dtype=np.int64)
+    rng = np.random.default_rng(config.seed)
+    began = time.perf_counter()
+    train_table(world.table, world.starts, objective.array, config.episodes, config.max_steps or world.max_steps,
+                config.alpha, config.gamma, config.epsilon_start, config.epsilon_decay, config.epsilon_min,
+                config.algorithm == "sarsa", rng, config.snapshot_interval, q, q_vector, visits, first_visit,
+                next_state, reward_model, returns, snapshot_q, snapshot_visits)
+    wall_time = time.perf_counter() - began
+    return TrainedPolicy(q, visits, first_visit, next_state, reward_model,
+                         q_vector if config.vector_q else None, returns, episodes, snapshot_q,
+                         snapshot_visits, wall_time, objective, config, world.id)

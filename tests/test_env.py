@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 import lever
 from lever import GridSpec, GridWorldEnv, Layout, Objective
-from lever.env import AGENT_COLOUR, KIND_COLOURS
+from lever.worlds.env import AGENT_COLOUR, KIND_COLOURS
 from lever.kernels import constants as K
 from tests.reference import all_gold, reference_step, reference_world
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lever import FileFormatError, GridSpec, Layout, LeverError
-from lever.gridworld import LAYOUT_FORMAT, LAYOUT_VERSION, PRESETS
+from lever.worlds.grid import LAYOUT_FORMAT, LAYOUT_VERSION, PRESETS
 from lever.kernels import constants as K
 from tests.reference import HAND_LAYOUTS, bfs
 

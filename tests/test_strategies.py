@@ -11,7 +11,7 @@ from lever import LeverError
 from lever.cli import main
 from lever.compose import compose_actions, offline_evaluate
 from lever.library import PolicyLibrary
-from lever.objectives import Objective
+from lever.worlds.objectives import Objective
 from lever.retrieval import prepare_layout, retrieve
 from lever.search import compose, search
 from lever.strategies import Beam, Exhaustive, Hybrid, Targeted, grid
@@ -205,7 +205,7 @@ def test_compose_parses_the_objective_once(library, monkeypatch):
     monkeypatch.setattr(Objective, "parse", classmethod(counting))
     compose(library, "path+gold+hazard", layout=library.layout_ids[0], strategy="beam", plan=True,
             scoring="ridge")
-    assert [c for c in callers if c not in ("lever.evaluation", "lever.objectives")] == ["lever.search"]
+    assert [c for c in callers if c not in ("lever.evaluation", "lever.worlds.objectives")] == ["lever.search"]
 
 
 def test_weighted_objectives_need_a_linear_rules_library(library, tmp_path):

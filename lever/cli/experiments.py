@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ..compose import OPERATORS
-from ..gridworld import PRESETS
-from ..objectives import RULES
+from ..worlds.grid import PRESETS
+from ..worlds.objectives import RULES
 from ..protocol import MODES
 from ..reproduction.library import SELECTIONS
 from ..strategies import DEFAULT_LABELS, STRATEGIES

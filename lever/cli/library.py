@@ -17,7 +17,7 @@ from ..errors import LeverError
 from ..evaluation import rollout
 from ..library import Q_DTYPES, BuildSpec, PolicyLibrary
 from ..library.build import DEFAULTS as BUILD
-from ..objectives import COMPONENTS, Objective
+from ..worlds.objectives import COMPONENTS, Objective
 from ..scoring import SCORINGS
 from ..search import compose
 from ..strategies import STRATEGIES

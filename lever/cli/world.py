@@ -10,9 +10,9 @@ import numpy as np
 
 from ..errors import LeverError
 from ..evaluation import as_actions, rollout
-from ..gridworld import PRESETS, Layout
+from ..worlds.grid import PRESETS, Layout
 from ..library.build import DEFAULTS as BUILD
-from ..objectives import COMPONENTS, RULES, Objective
+from ..worlds.objectives import COMPONENTS, RULES, Objective
 from ..training import ALGORITHMS, BUDGETS, TrainConfig, train
 from .status import ready_kernels
 

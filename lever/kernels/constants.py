@@ -73,4 +73,5 @@ END_STEP_CAP = 0
 END_EXIT = 1
 END_HAZARD = 2
 END_DEAD_END = 3
-END_NAMES = ("step_cap", "exit", "hazard", "dead_end")
+END_TERMINATED = 4  # a tabular world's transition ended the episode
+END_NAMES = ("step_cap", "exit", "hazard", "dead_end", "terminated")

@@ -48,9 +48,9 @@ from ..embeddings import embed_policies
 from ..errors import LeverError
 from ..evaluation import rollout
 from ..fileio import exclusive_lock, resolve_inside, write_json
-from ..gridworld import Layout
+from ..worlds.grid import Layout
 from ..kernels.constants import N_ACTIONS, N_COMPONENTS
-from ..objectives import Objective, ObjectiveLike
+from ..worlds.objectives import Objective, ObjectiveLike
 from .build import write_layout_arrays
 from .records import PolicyRecord, array_file, layout_arrays
 from .store import LIBRARY_FORMAT, LIBRARY_VERSION, LOCK_WAIT_S, MANIFEST, PolicyLibrary
@@ -104,7 +104,7 @@ def add_policy(library: PolicyLibrary, q, objective: ObjectiveLike, layout=None,
     q: float (S, A), or (S, A, C) for a vector Q table (see the module
     docstring for how the other one is made); objective: what it optimises,
     valid under the library's rules; layout: a layout id of the library, a
-    :class:`~lever.gridworld.Layout` whose id is one of them, or None when
+    :class:`~lever.worlds.grid.Layout` whose id is one of them, or None when
     the library holds one layout (adding a new layout is not supported);
     q_vector: (S, A, C) stored beside an (S, A) ``q``; support: None (derive
     by a greedy replay), a bool mask or integer visit counts (S, A), or a

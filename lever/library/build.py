@@ -35,8 +35,9 @@ from ..embeddings import EmbeddingConfig, canonical_states, embed_policies
 from ..errors import LeverError
 from ..evaluation import rollout
 from ..fileio import LOCK_NAME, atomic_write, exclusive_lock, read_json, sha256_file, write_json
-from ..gridworld import Layout
-from ..objectives import Objective
+from ..worlds.grid import Layout
+from ..worlds.tabular import TabularWorld
+from ..worlds.objectives import Objective
 from ..training import train
 from .checks import UnusableTables, check_finite_tables
 from .spec import BuildSpec
@@ -76,7 +77,8 @@ def _train_one(spec_doc: dict, policy_id: int, staging: str) -> tuple[int, float
     """Train one policy and stage it; runs in a worker process. Returns (policy id, train time)."""
     spec = BuildSpec.from_json(spec_doc)
     seed, budget, objective, _ = spec.task(policy_id)
-    layout = Layout.generate(spec.setting, seed=seed)
+    layout = (TabularWorld.load(Path(staging) / WORLD_FILE) if spec.tabular
+              else Layout.generate(spec.setting, seed=seed))
     policy = train(layout, objective, spec.train_config(budget))
     with np.errstate(over="ignore"):  # a value float32 cannot hold becomes inf, refused just below
         q = policy.q.astype(spec.q_dtype)
@@ -106,6 +108,8 @@ def _read_shard(path: Path, key: str) -> dict | None:
 
 #: The defaults of a build, shared with ``lever library build``.
 DEFAULTS = BuildSpec()
+#: A tabular world's file, in the staging folder and in its layout folder.
+WORLD_FILE = "world.npz"
 
 
 def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULTS.layout_seeds,
@@ -113,8 +117,17 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
                   gamma: float = DEFAULTS.gamma, train_seed: int = DEFAULTS.train_seed, jobs: int | None = None,
                   progress: bool = True, episodes: int | None = DEFAULTS.episodes, q_dtype: str = DEFAULTS.q_dtype,
                   embedding: EmbeddingConfig | None = None, rules: str = DEFAULTS.rules,
-                  on_policy: Callable[[BuildEvent], None] | None = None) -> PolicyLibrary:
+                  on_policy: Callable[[BuildEvent], None] | None = None, env: str | None = None,
+                  env_kwargs: dict | None = None, world: TabularWorld | None = None,
+                  max_states: int | None = None) -> PolicyLibrary:
     """Train every objective × budget × layout seed and save the library at ``root``.
+
+    Or, with ``env`` (an id for ``gymnasium.make``, ``env_kwargs`` its
+    arguments, ``max_states`` the cap of :meth:`TabularWorld.from_gymnasium`)
+    or ``world`` (a :class:`TabularWorld`), every objective × budget on that
+    one tabular world: ``objectives`` are weight vectors over its
+    components (default: one one-hot vector per component), and the world's
+    tables are stored in the library, which then opens without the env.
 
     ``jobs`` worker processes (default: every core; at most the cores and
     the policies to train; 1 trains in this process); ``episodes``
@@ -131,11 +144,25 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
     its objective and budget, and nothing of this build is left behind.
     Also ``PolicyLibrary.build``.
     """
-    spec = BuildSpec(setting, tuple(layout_seeds), tuple(budgets), tuple(objectives), algorithm, float(gamma),
-                     int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules)
+    if env is not None or world is not None:
+        if env is not None and world is not None:
+            raise LeverError("give env or world, not both")
+        if world is None:
+            world = TabularWorld.from_gymnasium(env, env_kwargs=env_kwargs, max_states=max_states)
+        elif not isinstance(world, TabularWorld):
+            raise LeverError(f"world must be a lever.TabularWorld, got {type(world).__name__}")
+        if objectives is DEFAULTS.objectives:
+            objectives = tuple(tuple(np.eye(world.n_components)[c]) for c in range(world.n_components))
+        spec = BuildSpec(world.name, (0,), tuple(budgets), tuple(objectives), algorithm, float(gamma),
+                         int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules,
+                         world.component_names, env, env_kwargs)
+        layouts = [world]
+    else:
+        spec = BuildSpec(setting, tuple(layout_seeds), tuple(budgets), tuple(objectives), algorithm, float(gamma),
+                         int(train_seed), episodes, q_dtype, embedding or EmbeddingConfig(), rules)
+        layouts = [Layout.generate(spec.setting, seed=s) for s in spec.layout_seeds]
     check_jobs(jobs)
     root = Path(root)
-    layouts = [Layout.generate(spec.setting, seed=s) for s in spec.layout_seeds]
     ids = [layout.id for layout in layouts]
     if len(set(ids)) != len(ids):
         raise LeverError(f"layout seeds {list(spec.layout_seeds)} give repeated layouts")
@@ -155,7 +182,7 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
         raise
 
 
-def _build_locked(root: Path, spec: BuildSpec, layouts: list[Layout], jobs: int | None, progress: bool,
+def _build_locked(root: Path, spec: BuildSpec, layouts: list[Layout | TabularWorld], jobs: int | None, progress: bool,
                   on_policy: Callable[[BuildEvent], None] | None) -> PolicyLibrary:
     """The body of :func:`build_library`, run while holding the library's exclusive lock."""
     if (root / MANIFEST).exists():
@@ -169,6 +196,8 @@ def _build_locked(root: Path, spec: BuildSpec, layouts: list[Layout], jobs: int 
     staging = root / STAGING
     fresh = not staging.exists()
     _claim_staging(spec, staging)
+    if spec.tabular:
+        _stage_world(staging, layouts[0])
     try:
         _train_missing(spec, staging, jobs, progress, on_policy)
     except UnusableTables:
@@ -192,6 +221,16 @@ def _claim_staging(spec: BuildSpec, staging: Path) -> None:
                              f"build again to resume it, or delete that folder")
     else:
         write_json(build_file, BUILD_FORMAT, BUILD_VERSION, {"spec": spec.to_json()})
+
+
+def _stage_world(staging: Path, world: TabularWorld) -> None:
+    """Save the world beside the staged policies (workers read it there), or check a resumed build's is the same."""
+    path = staging / WORLD_FILE
+    if path.exists():
+        if TabularWorld.load(path).id != world.id:
+            raise LeverError(f"{staging} holds an interrupted build of another world; delete that folder")
+        return
+    world.save(path)
 
 
 def _train_missing(spec: BuildSpec, staging: Path, jobs: int | None, progress: bool,
@@ -233,7 +272,7 @@ def _train_missing(spec: BuildSpec, staging: Path, jobs: int | None, progress: b
         pool.shutdown()
 
 
-def finalize(root: Path, spec: BuildSpec, layouts: list[Layout], staging: Path, progress: bool = False) -> None:
+def finalize(root: Path, spec: BuildSpec, layouts: list[Layout | TabularWorld], staging: Path, progress: bool = False) -> None:
     """Stack the staged policies per layout, embed them, write the arrays, then the manifest.
 
     Only one layout's policies are in memory at a time; ``progress`` shows a bar over the layouts.
@@ -259,7 +298,7 @@ def finalize(root: Path, spec: BuildSpec, layouts: list[Layout], staging: Path, 
         "records": [r.to_json() for r in records], "files": files})
 
 
-def _staged(spec: BuildSpec, staging: Path, policy_id: int, layout: Layout) -> dict:
+def _staged(spec: BuildSpec, staging: Path, policy_id: int, layout: Layout | TabularWorld) -> dict:
     """The staged arrays of one policy of ``layout``; LeverError if missing or of another layout."""
     shard = _read_shard(_shard_path(staging, policy_id), _shard_key(spec, policy_id))
     if shard is None:
@@ -270,7 +309,7 @@ def _staged(spec: BuildSpec, staging: Path, policy_id: int, layout: Layout) -> d
     return shard
 
 
-def _write_layout(root: Path, spec: BuildSpec, layout: Layout, ids: list[int], shards: dict) -> dict[str, dict]:
+def _write_layout(root: Path, spec: BuildSpec, layout: Layout | TabularWorld, ids: list[int], shards: dict) -> dict[str, dict]:
     """Write one layout's folder (its arrays, then layout.json); returns the manifest's file entries."""
     folder = root / "layouts" / layout.id
     stacked = {name: np.stack([shards[p][name] for p in ids])
@@ -280,18 +319,18 @@ def _write_layout(root: Path, spec: BuildSpec, layout: Layout, ids: list[int], s
     stacked["canonical_states"] = canonical_states(layout, spec.embedding.n_states, spec.embedding.seed)
     stacked["psi"], stacked["psi_steps"], stacked["psi_ends"] = features.psi, features.steps, features.ends
     files = write_layout_arrays(root, spec, layout, stacked, generation=0)
-    path = folder / "layout.json"
+    path = folder / (WORLD_FILE if spec.tabular else "layout.json")
     layout.save(path)
     files[path.relative_to(root).as_posix()] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     return files
 
 
-def write_layout_arrays(root: Path, spec: BuildSpec, layout: Layout, stacked: dict[str, np.ndarray],
+def write_layout_arrays(root: Path, spec: BuildSpec, layout: Layout | TabularWorld, stacked: dict[str, np.ndarray],
                         generation: int) -> dict[str, dict]:
     """Write every array of :func:`layout_arrays` from ``stacked`` (name → array, rows = policies), each
     atomically under its name at ``generation`` (:func:`array_file`); returns the manifest's file entries."""
     files = {}
-    for name in layout_arrays(spec, layout.n_states, len(stacked["policy_ids"])):
+    for name in layout_arrays(spec, layout.n_states, len(stacked["policy_ids"]), layout):
         relative = array_file(layout.id, name, generation)
         path = root / relative
         array = np.ascontiguousarray(stacked[name])

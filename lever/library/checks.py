@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import FileFormatError, LeverError
 from ..fileio import check_type, resolve_inside
 from ..kernels.constants import N_SETS
-from ..objectives import Objective
+from ..worlds.objectives import Objective
 from .spec import BuildSpec
 
 #: Manifest fields that do not change what a library holds, left out of its fingerprint.
@@ -36,6 +36,8 @@ _NUMBER = (int, float)
 _SPEC_FIELDS = {"setting": str, "layout_seeds": list, "budgets": list, "objectives": list, "algorithm": str,
                 "gamma": _NUMBER, "train_seed": int, "episodes": (int, type(None)), "q_dtype": str,
                 "embedding": dict, "rules": str}
+#: Spec fields of a tabular world's library only.
+_TABULAR_SPEC_FIELDS = {"components": list, "env": (str, type(None)), "env_kwargs": (dict, type(None))}
 _EMBEDDING_FIELDS = {"n_states": int, "gamma": _NUMBER, "cell_kinds": bool, "seed": int}
 _RECORD_FIELDS = {"policy_id": int, "layout_id": str, "setting": str, "layout_seed": int, "objective": list,
                   "budget": str, "algorithm": str, "gamma": _NUMBER, "train_seed": int, "train_time": _NUMBER,
@@ -122,7 +124,10 @@ def _list_of(value, expected, where: str) -> list:
 
 
 def _spec(value, where: str) -> BuildSpec:
-    _fields(value, _SPEC_FIELDS, where)
+    tabular = isinstance(value, dict) and "components" in value
+    _fields(value, {**_SPEC_FIELDS, **_TABULAR_SPEC_FIELDS} if tabular else _SPEC_FIELDS, where)
+    if tabular:
+        _list_of(value["components"], str, f"{where}.components")
     _list_of(value["layout_seeds"], int, f"{where}.layout_seeds")
     _list_of(value["budgets"], str, f"{where}.budgets")
     for i, weights in enumerate(_list_of(value["objectives"], list, f"{where}.objectives")):
@@ -134,18 +139,19 @@ def _spec(value, where: str) -> BuildSpec:
         raise FileFormatError(f"{where}: not a valid build spec ({exc})") from None
 
 
-def _record(value, where: str, make_record, version: int):
+def _record(value, where: str, make_record, version: int, spec: BuildSpec):
     if version == 2 and isinstance(value, dict):
         value = {**_V2_RECORD, **value}
     _fields(value, _RECORD_FIELDS, where)
     if value["source"] not in SOURCES:
         raise FileFormatError(f"{where}.source: {value['source']!r} is not one of {', '.join(SOURCES)}")
     _list_of(value["objective"], _NUMBER, f"{where}.objective")
-    if len(_list_of(value["greedy_return"], _NUMBER, f"{where}.greedy_return")) != N_SETS:
-        raise FileFormatError(f"{where}.greedy_return: expected {N_SETS} numbers, "
+    n_features = N_SETS if spec.components is None else len(spec.components)
+    if len(_list_of(value["greedy_return"], _NUMBER, f"{where}.greedy_return")) != n_features:
+        raise FileFormatError(f"{where}.greedy_return: expected {n_features} numbers, "
                               f"got {len(value['greedy_return'])}")
     try:
-        return make_record(value)
+        return make_record(value) if spec.components is None else make_record(value, spec.components)
     except (LeverError, TypeError, ValueError, OverflowError) as exc:
         raise FileFormatError(f"{where}: not a valid policy record ({exc})") from None
 
@@ -160,7 +166,8 @@ def _layout_id(value: str, where: str) -> str:
 def parse_manifest(root: Path, manifest: Path, doc: dict, make_record: Callable[[dict], object]) -> Manifest:
     """Check every field of the library manifest ``doc`` read from ``manifest`` and build its objects.
 
-    ``make_record`` turns one checked record (a dict) into a policy record.
+    ``make_record`` turns one checked record (a dict) into a policy record
+    (given, in a tabular world's library, the spec's component names too).
 
     Raises :class:`FileFormatError` naming the manifest and the field for a
     field of the wrong type, a missing or unknown field, a build spec or
@@ -175,7 +182,7 @@ def parse_manifest(root: Path, manifest: Path, doc: dict, make_record: Callable[
     version = doc.get("version")
     spec = _spec(doc.get("spec"), f"{manifest}: spec")
     raw_records = check_type(doc.get("records"), list, f"{manifest}: records")
-    records = tuple(_record(r, f"{manifest}: records[{i}]", make_record, version)
+    records = tuple(_record(r, f"{manifest}: records[{i}]", make_record, version, spec)
                     for i, r in enumerate(raw_records))
     counts: dict[str, int] = {}
     generations: dict[str, int] = {}

@@ -13,25 +13,31 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..kernels.constants import N_ACTIONS, N_COMPONENTS, N_SETS
-from ..objectives import Objective
+from ..worlds.objectives import Objective
 from .spec import BuildSpec
 
 
-def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def layout_arrays(spec: BuildSpec, n_states: int, n_policies: int,
+                  world=None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Name → (shape, dtype) of every array a layout's folder holds, in the order they are written.
 
     ``policy_ids`` int64 (P,); ``q`` (P, S, A) and ``q_vector`` (P, S, A, C)
     in the spec's Q dtype; ``visits`` int64 (P, S, A); ``next_state`` int32
     (P, S, A); ``reward_model`` float64 (P, S, A, N_SETS); ``canonical_states``
     int64 (K,); ``psi`` float64 (P, K, D); ``psi_steps`` int32 (P, K);
-    ``psi_ends`` int8 (P, K).
+    ``psi_ends`` int8 (P, K). Of a tabular ``world``: A its actions, N_SETS,
+    C and D its d components, K at most its non-terminal states.
     """
     n, S, A, C = n_policies, n_states, N_ACTIONS, N_COMPONENTS
     K, D = spec.embedding.n_states, spec.embedding.feature_dim
+    sets = N_SETS
+    if world is not None and spec.tabular:
+        A, C, D, sets = world.n_actions, world.n_components, world.n_components, world.n_components
+        K = min(K, world.n_states - len(world.terminal_states))
     q_dtype = np.dtype(spec.q_dtype)
     return {"policy_ids": ((n,), np.dtype(np.int64)), "q": ((n, S, A), q_dtype),
             "visits": ((n, S, A), np.dtype(np.int64)), "next_state": ((n, S, A), np.dtype(np.int32)),
-            "reward_model": ((n, S, A, N_SETS), np.dtype(np.float64)), "q_vector": ((n, S, A, C), q_dtype),
+            "reward_model": ((n, S, A, sets), np.dtype(np.float64)), "q_vector": ((n, S, A, C), q_dtype),
             "canonical_states": ((K,), np.dtype(np.int64)), "psi": ((n, K, D), np.dtype(np.float64)),
             "psi_steps": ((n, K), np.dtype(np.int32)), "psi_ends": ((n, K), np.dtype(np.int8))}
 
@@ -80,9 +86,9 @@ class PolicyRecord:
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict) -> "PolicyRecord":
-        """A record from a dict written by :meth:`to_json`."""
-        return cls(**{**doc, "objective": Objective.parse(doc["objective"]),
+    def from_json(cls, doc: dict, components: tuple[str, ...] | None = None) -> "PolicyRecord":
+        """A record from a dict written by :meth:`to_json`; ``components``: a tabular world's component names."""
+        return cls(**{**doc, "objective": Objective.parse(doc["objective"], components),
                       "greedy_return": tuple(float(x) for x in doc["greedy_return"])})
 
 

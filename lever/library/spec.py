@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 
 from ..embeddings import EmbeddingConfig
 from ..errors import LeverError, check_choice
-from ..gridworld import PRESETS
-from ..objectives import COMPONENTS, Objective, check_rules
-from ..training import ALGORITHMS, TrainConfig
+from ..worlds.grid import PRESETS
+from ..worlds.objectives import COMPONENTS, Objective, check_rules
+from ..training import ALGORITHMS, STUDY_BUDGETS, TrainConfig
 
 #: dtypes a library may store its Q tables in; the first is the default.
 Q_DTYPES = ("float32", "float64")
@@ -22,6 +22,14 @@ class BuildSpec:
     the budget's ε decay is kept. ``rules`` is the rule set the policies are
     trained under (the study's by default); the support logs every
     component set's reward, so offline evaluation may relabel for either.
+
+    A library of a :class:`~lever.worlds.tabular.TabularWorld` has
+    ``components``, the world's component names (its objectives are weight
+    vectors over them), ``setting`` the world's name, ``layout_seeds`` (0,),
+    and ``env``/``env_kwargs`` the env it was read from, for information
+    (None when built from a world). Its budgets give the episodes
+    (X1/X5/X10: 10k/50k/100k, or ``episodes``) and ε decays to its floor
+    at the end of them.
     """
 
     setting: str = "grid16"
@@ -35,12 +43,24 @@ class BuildSpec:
     q_dtype: str = Q_DTYPES[0]
     embedding: EmbeddingConfig = EmbeddingConfig()
     rules: str = "study"
+    components: tuple[str, ...] | None = None
+    env: str | None = None
+    env_kwargs: dict | None = None
 
     def __post_init__(self):
-        check_choice("grid setting", self.setting, PRESETS)
+        if self.components is None:
+            check_choice("grid setting", self.setting, PRESETS)
+            if self.env is not None or self.env_kwargs is not None:
+                raise LeverError("env and env_kwargs belong to a library of a tabular world (components)")
+        else:
+            object.__setattr__(self, "components", tuple(str(c) for c in self.components))
+            if not isinstance(self.setting, str) or not self.setting:
+                raise LeverError(f"a tabular world's library needs its name as setting, got {self.setting!r}")
+            if self.env_kwargs is not None and not isinstance(self.env_kwargs, dict):
+                raise LeverError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
         object.__setattr__(self, "layout_seeds", tuple(int(s) for s in self.layout_seeds))
         object.__setattr__(self, "budgets", tuple(str(b) for b in self.budgets))
-        object.__setattr__(self, "objectives", tuple(Objective.parse(o) for o in self.objectives))
+        object.__setattr__(self, "objectives", tuple(Objective.parse(o, self.components) for o in self.objectives))
         for name in ("layout_seeds", "budgets", "objectives"):
             values = getattr(self, name)
             if not values:
@@ -62,6 +82,15 @@ class BuildSpec:
                      "vector_q": True, "rules": self.rules, "snapshot_interval": 0}
         if self.episodes is not None:
             overrides["episodes"] = int(self.episodes)
+        if self.components is not None:
+            if budget not in STUDY_BUDGETS:
+                raise LeverError(f"unknown budget {budget!r}; valid: {', '.join(STUDY_BUDGETS)}")
+            episodes = overrides.pop("episodes", STUDY_BUDGETS[budget][0])
+            if not isinstance(episodes, int) or episodes < 1:
+                raise LeverError(f"episodes must be an integer >= 1, got {episodes!r}")
+            # ε reaches its floor at the end of the episodes, as the study's decays do at the end of its budgets
+            return TrainConfig(episodes=episodes, epsilon_decay=TrainConfig.epsilon_min ** (1 / episodes),
+                               **overrides)
         return TrainConfig.from_budget(budget, self.setting, **overrides)
 
     @property
@@ -85,16 +114,25 @@ class BuildSpec:
         return len(self.layout_seeds) * self.policies_per_layout
 
     def to_json(self) -> dict:
-        """This spec as a JSON-ready dict."""
-        return {"setting": self.setting, "layout_seeds": list(self.layout_seeds),
-                "budgets": list(self.budgets), "objectives": [list(o.weights) for o in self.objectives],
-                "algorithm": self.algorithm, "gamma": self.gamma, "train_seed": self.train_seed,
-                "episodes": self.episodes, "q_dtype": self.q_dtype, "embedding": asdict(self.embedding),
-                "rules": self.rules}
+        """This spec as a JSON-ready dict (a tabular world's library adds components, env, env_kwargs)."""
+        doc = {"setting": self.setting, "layout_seeds": list(self.layout_seeds),
+               "budgets": list(self.budgets), "objectives": [list(o.weights) for o in self.objectives],
+               "algorithm": self.algorithm, "gamma": self.gamma, "train_seed": self.train_seed,
+               "episodes": self.episodes, "q_dtype": self.q_dtype, "embedding": asdict(self.embedding),
+               "rules": self.rules}
+        if self.components is not None:
+            doc.update(components=list(self.components), env=self.env, env_kwargs=self.env_kwargs)
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict) -> "BuildSpec":
         """A spec from a dict written by :meth:`to_json`."""
+        components = tuple(doc["components"]) if doc.get("components") is not None else None
         return cls(**{**doc, "layout_seeds": tuple(doc["layout_seeds"]), "budgets": tuple(doc["budgets"]),
-                      "objectives": tuple(Objective.parse(w) for w in doc["objectives"]),
-                      "embedding": EmbeddingConfig(**doc["embedding"])})
+                      "objectives": tuple(Objective.parse(w, components) for w in doc["objectives"]),
+                      "embedding": EmbeddingConfig(**doc["embedding"]), "components": components})
+
+    @property
+    def tabular(self) -> bool:
+        """Whether this is the library of a tabular world (else of GridWorld layouts)."""
+        return self.components is not None

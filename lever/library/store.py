@@ -8,6 +8,7 @@ Directory format (``LIBRARY_VERSION`` 3)::
                                        and once the index is saved, the sha256 and
                                        size of ROOT/index/manifest.json
     ROOT/layouts/<layout_id>/layout.json        the layout (text form and spec)
+    ROOT/layouts/<layout_id>/world.npz          or, in a tabular world's library, the world
     ROOT/layouts/<layout_id>/<array>.npy        one stacked array per field, rows = policies
     ROOT/layouts/<layout_id>/<array>.g<N>.npy   the same after N policies were added (generation N)
     ROOT/index/                        the PolicyIndex (see :mod:`lever.index`)
@@ -44,10 +45,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embeddings import SuccessorFeatures, behaviour_embeddings, value_signatures
+from ..embeddings import SuccessorFeatures, behaviour_embeddings, free_cells
 from ..errors import FileFormatError, LeverError
 from ..fileio import check_file, exclusive_lock, read_json, resolve_inside, sha256_file, shared_lock, write_json
-from ..gridworld import Layout
+from ..worlds.grid import Layout
+from ..worlds.tabular import TabularWorld
 from ..index import INDEX_VERSION, IndexParams, PolicyIndex, saved_version
 from ..kernels.constants import EXIT
 from .checks import Manifest, index_record, manifest_fingerprint, parse_manifest
@@ -163,10 +165,11 @@ class PolicyLibrary:
         return checked.paths[name]
 
     @classmethod
-    def _open_layout(cls, root: Path, checked: Manifest, layout_id: str) -> Layout:
-        path = cls._listed(root, checked, f"layouts/{layout_id}/layout.json")
+    def _open_layout(cls, root: Path, checked: Manifest, layout_id: str) -> Layout | TabularWorld:
+        tabular = checked.spec.tabular
+        path = cls._listed(root, checked, f"layouts/{layout_id}/{'world.npz' if tabular else 'layout.json'}")
         try:
-            layout = Layout.load(path)
+            layout = TabularWorld.load(path) if tabular else Layout.load(path)
         except FileFormatError:
             raise
         except LeverError as exc:
@@ -179,7 +182,7 @@ class PolicyLibrary:
     def _open_arrays(cls, root: Path, checked: Manifest, spec: BuildSpec, layout: Layout,
                      n: int) -> dict[str, np.ndarray]:
         loaded = {}
-        for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n).items():
+        for name, (shape, dtype) in layout_arrays(spec, layout.n_states, n, layout).items():
             path = cls._listed(root, checked, array_file(layout.id, name, checked.generations[layout.id]))
             array = _load_npy(path)
             if array.shape != shape or array.dtype != dtype:
@@ -203,8 +206,8 @@ class PolicyLibrary:
                              f"{', '.join(self.layout_ids)}")
         return self._arrays[layout_id]
 
-    def layout(self, layout_id: str) -> Layout:
-        """The layout with this id."""
+    def layout(self, layout_id: str) -> Layout | TabularWorld:
+        """The layout (or tabular world) with this id."""
         self._layout_arrays(layout_id)
         return self._layouts[layout_id]
 
@@ -218,6 +221,8 @@ class PolicyLibrary:
     def features(self, layout_id: str) -> SuccessorFeatures:
         """Successor features of the layout's policies from its canonical states (rows as in tables)."""
         a = self._layout_arrays(layout_id)
+        if self.spec.tabular:
+            return SuccessorFeatures(a["psi"], a["psi_steps"], a["psi_ends"], len(self.spec.components))
         return SuccessorFeatures(a["psi"], a["psi_steps"], a["psi_ends"])
 
     def canonical_states(self, layout_id: str) -> np.ndarray:
@@ -238,8 +243,9 @@ class PolicyLibrary:
         return self.records[int(policy_id)]
 
     def value_signatures(self) -> np.ndarray:
-        """ψ(start) over the component sets of every policy in id order, float64 (N, N_SETS)."""
-        return np.concatenate([value_signatures(self._arrays[x]["psi"]) for x in self.layout_ids])
+        """ψ(start) over the component sets (a tabular world's components) of every policy in id order,
+        float64 (N, N_SETS or d)."""
+        return np.concatenate([self.features(x).value_signatures for x in self.layout_ids])
 
     def behaviour_embeddings(self) -> np.ndarray:
         """Flattened behaviour embeddings of every policy in id order, float64 (N, K·D)."""
@@ -249,6 +255,9 @@ class PolicyLibrary:
         """Fraction of the (state, action) pairs of reachable non-exit cells that any policy visited."""
         layout = self.layout(layout_id)
         union = np.asarray(self.tables(layout_id).visits).sum(axis=0) > 0
+        if isinstance(layout, TabularWorld):  # the pairs of every state but the terminal observations
+            states = free_cells(layout)
+            return float(union[states].mean()) if states.size else 0.0
         cells = layout.cells.ravel()
         reachable = (layout.distances_from(layout.start) >= 0) & (cells != EXIT)
         return float(union[reachable].mean()) if reachable.any() else 0.0

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LeverError
-from ..gridworld import Layout
+from ..worlds.grid import Layout
 from ..kernels.constants import EXIT, HAZARD, HISTORY_BITS, N_ACTIONS, N_SETS, WALL
 from ..kernels.rollout import greedy_policy
 from ..kernels.support import log_pairs_from_start, replay_greedy_log

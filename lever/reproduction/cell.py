@@ -19,9 +19,9 @@ import numpy as np
 
 from ..compose import compose_actions, offline_evaluate, plan_on_support
 from ..evaluation import rollout
-from ..gridworld import Layout
+from ..worlds.grid import Layout
 from ..kernels import constants as K
-from ..objectives import Objective
+from ..worlds.objectives import Objective
 from ..protocol import CANDIDATES_PER_SUBQUERY, HYBRID_K, K_SWEEP, Query, queries
 from ..strategies import grid
 from ..training import TrainConfig, train

@@ -24,7 +24,7 @@ import numpy as np
 from ..compose import PolicyStack
 from ..errors import FileFormatError, LeverError
 from ..evaluation import rollout
-from ..gridworld import Layout
+from ..worlds.grid import Layout
 from ..protocol import LIBRARY_OBJECTIVES, rank_candidates, select_snapshots
 from ..training import TrainConfig, TrainedPolicy, train
 

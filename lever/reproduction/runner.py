@@ -32,8 +32,8 @@ from tqdm import tqdm
 from ..compose import OPERATORS
 from ..errors import FileFormatError, LeverError, check_choice
 from ..fileio import atomic_write, exclusive_lock, read_json, write_json
-from ..gridworld import PRESETS
-from ..objectives import check_rules
+from ..worlds.grid import PRESETS
+from ..worlds.objectives import check_rules
 from ..protocol import MODES
 from ..sweep.backends import make_backend
 from ..training import BUDGETS

@@ -18,9 +18,9 @@ from typing import Callable
 
 from ..errors import LeverError
 from ..evaluation import rollout
-from ..gridworld import Layout
+from ..worlds.grid import Layout
 from ..library import PolicyLibrary
-from ..objectives import Objective
+from ..worlds.objectives import Objective
 from ..retrieval import PreparedLayout, prepare_layout
 from ..search import StrategyResult, search
 from ..strategies import StrategySpec

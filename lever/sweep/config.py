@@ -19,8 +19,8 @@ from typing import Iterable
 
 from ..compose import OPERATORS
 from ..errors import LeverError, check_choice
-from ..gridworld import PRESETS
-from ..objectives import COMPONENTS, Objective, check_rules
+from ..worlds.grid import PRESETS
+from ..worlds.objectives import COMPONENTS, Objective, check_rules
 from ..strategies import DEFAULT_LABELS, StrategySpec
 from ..training import ALGORITHMS, BUDGETS, TrainConfig
 

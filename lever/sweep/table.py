@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..errors import FileFormatError
 from ..fileio import atomic_write, read_text
-from ..objectives import Objective
+from ..worlds.objectives import Objective
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cell import CellResult

@@ -13,12 +13,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .errors import LeverError
-from .evaluation import SINGLETONS
-from .gridworld import KIND_CHARS, Layout
-from .kernels import constants as K
-from .kernels.world import N_TERMS, set_rewards, step
-from .objectives import COMPONENTS, Objective, ObjectiveLike, check_rules
+from ..errors import LeverError
+from .grid import KIND_CHARS, Layout
+from ..kernels import constants as K
+from ..kernels.world import N_TERMS, set_rewards, step
+from .objectives import COMPONENTS, SINGLETONS, Objective, ObjectiveLike, check_rules
 
 ENV_ID = "lever/GridWorld-v0"
 MO_ENV_ID = "lever/MOGridWorld-v0"

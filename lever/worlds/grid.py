@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FileFormatError, LeverError
-from .fileio import read_json, write_json
-from .resources import check_memory
-from .kernels import constants as K
-from .kernels.world import World, bfs_distances, move_table
+from ..errors import FileFormatError, LeverError
+from ..fileio import read_json, write_json
+from ..resources import check_memory
+from ..kernels import constants as K
+from ..kernels.world import World, bfs_distances, move_table
 
 #: Characters of the text form, by cell kind; ``S`` marks the (empty) start cell.
 KIND_CHARS = {K.EMPTY: ".", K.WALL: "#", K.GOLD: "G", K.HAZARD: "H", K.LEVER: "L", K.EXIT: "E"}
@@ -195,6 +195,16 @@ class Layout:
     def max_steps(self) -> int:
         """Episode step cap, H·W."""
         return self.cells.size
+
+    @property
+    def n_actions(self) -> int:
+        """Number of actions, 4 (:data:`lever.kernels.constants.ACTION_NAMES`)."""
+        return K.N_ACTIONS
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """The reward components objectives weigh, :data:`lever.kernels.constants.COMPONENT_NAMES`."""
+        return K.COMPONENT_NAMES
 
     @cached_property
     def passable(self) -> np.ndarray:

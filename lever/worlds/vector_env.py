@@ -16,12 +16,11 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .env import GridWorldEnv
-from .errors import LeverError
-from .evaluation import SINGLETONS
-from .gridworld import Layout
-from .kernels.constants import N_ACTIONS, N_SETS
-from .kernels.world import step_batch
-from .objectives import ObjectiveLike, objective_terms
+from ..errors import LeverError
+from .grid import Layout
+from ..kernels.constants import N_ACTIONS, N_SETS
+from ..kernels.world import step_batch
+from .objectives import SINGLETONS, ObjectiveLike, objective_terms
 
 
 class GridWorldVectorEnv(VectorEnv):
