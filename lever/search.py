@@ -118,9 +118,10 @@ def compose(library, objective: ObjectiveLike = "path+gold+hazard", layout=None,
     vector over the world's components (``[0.3, 0.7]``, ``"0.3,0.7"``). Returns a :class:`StrategyResult` (``.policy`` is the
     :class:`~lever.policy.ComposedPolicy`).
     """
+    # A misspelt objective is named before any loading; a tabular world's library names its components.
+    objective = Objective.parse(objective, getattr(library.spec, "components", None))
     chosen = make_strategy(strategy, k=k, width=width)
     prepared = prepare_layout(library, layout)
-    objective = Objective.parse(objective, prepared.layout.component_names)
     if plan_gamma is None:
         gamma = float(library.spec.gamma)
         plan_gamma = gamma if 0 < gamma < 1 else 0.99

@@ -17,15 +17,21 @@ from ..errors import LeverError
 from ..evaluation import rollout
 from ..library import Q_DTYPES, BuildSpec, PolicyLibrary
 from ..library.build import DEFAULTS as BUILD
-from ..worlds.objectives import COMPONENTS, Objective
+from ..worlds.objectives import Objective
+from ..worlds.tabular import TabularWorld
 from ..scoring import SCORINGS
 from ..search import compose
 from ..strategies import STRATEGIES
 from .status import ready_kernels
-from .world import BUDGET_NAMES, add_training_setup_options, check_figure_path
+from .world import BUDGET_NAMES, add_training_setup_options, check_figure_path, env_world
 
 
 def _cmd_library_build(args: argparse.Namespace) -> int:
+    if args.env is not None:
+        return _build_env_library(args)
+    if args.env_kwargs is not None or args.max_states is not None:
+        raise LeverError("--env-kwargs and --max-states go with --env")
+    args.objectives = args.objectives or [o.name for o in BUILD.objectives]
     options = dict(setting=args.grid, layout_seeds=args.seeds, budgets=args.budgets, objectives=args.objectives,
                    algorithm=args.algorithm, gamma=args.gamma, train_seed=args.train_seed, episodes=args.episodes,
                    rules=args.rules, q_dtype=args.q_dtype,
@@ -36,6 +42,22 @@ def _cmd_library_build(args: argparse.Namespace) -> int:
     total = sum(r.train_time for r in library.records)
     print(f"library {library.root}: {len(library)} policies on {len(library.layout_ids)} layouts, "
           f"{total:.2f} s of training")
+    return 0
+
+
+def _build_env_library(args: argparse.Namespace) -> int:
+    # ``lever library build --env``: the env read once into a tabular world, its tables stored in the library.
+    world = env_world(args)
+    objectives = args.objectives or [",".join("1" if i == c else "0" for i in range(world.n_components))
+                                     for c in range(world.n_components)]
+    ready_kernels()
+    library = PolicyLibrary.build(args.out, world=world, env=args.env, env_kwargs=args.env_kwargs,
+                                  budgets=args.budgets, objectives=objectives, algorithm=args.algorithm,
+                                  gamma=args.gamma, train_seed=args.train_seed, episodes=args.episodes,
+                                  q_dtype=args.q_dtype, jobs=args.jobs, progress=not args.no_progress,
+                                  embedding=EmbeddingConfig(n_states=args.embed_states))
+    total = sum(r.train_time for r in library.records)
+    print(f"library {library.root}: {len(library)} policies on {world!r}, {total:.2f} s of training")
     return 0
 
 
@@ -57,8 +79,9 @@ def _cmd_library_info(args: argparse.Namespace) -> int:
           f"gamma {spec.gamma}, rules {spec.rules}, train seed {spec.train_seed}, Q {spec.q_dtype}"
           + (f", {spec.episodes} episodes" if spec.episodes else ""))
     print(f"objectives: {', '.join(o.name for o in spec.objectives)}")
+    features = len(spec.components) if spec.tabular else spec.embedding.feature_dim
     print(f"embedding: {spec.embedding.n_states} canonical states, gamma {spec.embedding.gamma}, "
-          f"{spec.embedding.feature_dim} features per state")
+          f"{features} features per state")
     for layout_id in library.layout_ids:
         records = library.records_for(layout_id)
         added = sum(r.source == "added" for r in records)
@@ -117,7 +140,7 @@ def _chosen_layout(library: PolicyLibrary, args: argparse.Namespace) -> str | No
 
 def _cmd_search(args: argparse.Namespace) -> int:
     library = PolicyLibrary.open(args.directory)
-    objective = Objective.parse(args.objective)
+    objective = Objective.parse(args.objective, library.spec.components)
     layout_id = _chosen_layout(library, args)
     if layout_id is None and len(library.layout_ids) > 1:
         raise LeverError(f"{args.directory} holds {len(library.layout_ids)} layouts; policies of different "
@@ -167,6 +190,9 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     if args.repeats < 0:
         raise LeverError(f"--repeats must be >= 0, got {args.repeats}")
     library = PolicyLibrary.open(args.directory)
+    if args.show and library.spec.tabular:
+        raise LeverError("a tabular world has no grid to draw; `lever show --library DIR --policy ID` prints "
+                         "a policy as a table")
     ready_kernels()
     options = dict(layout=_chosen_layout(library, args), strategy=args.strategy, k=args.k, width=args.width,
                    operator=args.operator, scoring=args.scoring, plan=args.plan, pool=args.pool)
@@ -184,9 +210,12 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         path = save_policy_figure(args.show, layout, result.policy.actions, _union_support(library, result), route,
                                   title=f"{result.objective}: {result.strategy}, true return {result.true_return:.1f}")
         print(f"figure: {path}", file=sys.stderr if args.json else sys.stdout)
+    world = library.layout(result.layout_id)
+    vector, discounted = _vector_returns(world, result, float(library.spec.gamma))
     if args.json:
-        print(json.dumps(_finite({**result.to_dict(), "warm_median_s": warm_median, "repeats": args.repeats}),
-                         indent=1, allow_nan=False))
+        print(json.dumps(_finite({**result.to_dict(), "vector_return": vector, "discounted_vector_return": discounted,
+                                  "gamma": float(library.spec.gamma), "warm_median_s": warm_median,
+                                  "repeats": args.repeats}), indent=1, allow_nan=False))
         return 0
     names = ", ".join(f"{c}: {p} ({library.record(p).objective}, {library.record(p).budget})"
                       for c, p in zip(result.components, result.policy_ids))
@@ -198,7 +227,7 @@ def _cmd_compose(args: argparse.Namespace) -> int:
         ("combinations tried", f"{result.combinations_tried}"),
         ("offline return", f"{result.offline_return:.2f} (ended at {result.offline_end})"),
         ("true return", f"{result.true_return:.2f} (ended at {result.true_end} after {result.true_steps} steps)"),
-        ("return vector", ", ".join(f"{n} {v:.2f}" for n, v in zip(COMPONENTS, result.true_return_vector))),
+        ("return vector", ", ".join(f"{n} {v:.2f}" for n, v in zip(world.component_names, vector))),
         ("support coverage", f"{result.support_coverage:.1%} of (state, action) pairs; "
                              f"{result.route_on_support:.0%} of the route on it"),
         ("first call", f"{result.total_s * 1e3:.2f} ms (retrieval {result.retrieval_s * 1e3:.2f}, "
@@ -213,13 +242,24 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vector_returns(world, result, gamma: float) -> tuple[list[float], list[float] | None]:
+    """The greedy episode's return per component in the true env, undiscounted and discounted by the
+    library's γ (the latter on a tabular world only; None on the GridWorld, whose rollouts are undiscounted)."""
+    if not isinstance(world, TabularWorld):
+        return list(result.true_return_vector), None
+    episode = rollout(world, result.policy.actions, np.eye(world.n_components)[0], gamma=gamma)
+    return [float(v) for v in episode.return_vector], [float(v) for v in episode.discounted_return_vector]
+
+
 def add_compose_command(sub) -> None:
     """Register ``compose``."""
     compose_cmd = sub.add_parser(
         "compose", help="compose a policy for a new objective from a library, offline",
         epilog="example: lever compose lib16 --seed 0 --objective path+gold+hazard --strategy hybrid -k 3")
     compose_cmd.add_argument("directory", help="library directory")
-    compose_cmd.add_argument("--objective", required=True, help="composite objective, e.g. path+gold+hazard")
+    compose_cmd.add_argument("--objective", required=True,
+                             help="composite objective, e.g. path+gold+hazard, or weights such as 0.3,0.7 for "
+                                  "a library built with --env")
     # The defaults are those of lever.compose itself, so the command and the function agree.
     default = {name: p.default for name, p in inspect.signature(compose).parameters.items()}
     compose_cmd.add_argument("--strategy", default=default["strategy"], choices=STRATEGIES,
@@ -291,9 +331,9 @@ def _add_library_build_command(library_sub) -> None:
                        help=f"layout seeds (default: {' '.join(map(str, BUILD.layout_seeds))})")
     build.add_argument("--budgets", nargs="+", default=list(BUILD.budgets), choices=BUDGET_NAMES,
                        help=f"training budgets (default: {' '.join(BUILD.budgets)})")
-    build.add_argument("--objectives", nargs="+", default=[o.name for o in BUILD.objectives],
-                       metavar="OBJECTIVE",
-                       help="objectives to train, e.g. path gold path+gold (default: each component alone)")
+    build.add_argument("--objectives", nargs="+", default=None, metavar="OBJECTIVE",
+                       help="objectives to train, e.g. path gold path+gold, or with --env weight vectors such "
+                            "as 1,0 0,1 (default: each component alone)")
     build.add_argument("--out", required=True,
                        help="library directory to create or resume")
     build.add_argument("--jobs", type=int, default=None,

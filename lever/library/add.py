@@ -49,12 +49,13 @@ from ..errors import LeverError
 from ..evaluation import rollout
 from ..fileio import exclusive_lock, resolve_inside, write_json
 from ..worlds.grid import Layout
-from ..kernels.constants import N_ACTIONS, N_COMPONENTS
+from ..worlds.tabular import TabularWorld
+
 from ..worlds.objectives import Objective, ObjectiveLike
 from .build import write_layout_arrays
 from .records import PolicyRecord, array_file, layout_arrays
 from .store import LIBRARY_FORMAT, LIBRARY_VERSION, LOCK_WAIT_S, MANIFEST, PolicyLibrary
-from .support import checked_log, pairs_support, replay_support
+from .support import checked_log, pairs_support, replay_support, table_support
 
 #: ``algorithm`` of an added policy's record: how it was trained is unknown to the library.
 ADDED = "added"
@@ -116,7 +117,7 @@ def add_policy(library: PolicyLibrary, q, objective: ObjectiveLike, layout=None,
     ``PolicyLibrary.add``.
     """
     spec = library.spec
-    objective = Objective.parse(objective)
+    objective = Objective.parse(objective, spec.components)
     objective.set_weights(spec.rules)  # a weighted objective under the study's rules is refused here
     grid = _layout_of(library, layout)
     for name, value in (("budget", budget), ("label", label)):
@@ -125,7 +126,9 @@ def add_policy(library: PolicyLibrary, q, objective: ObjectiveLike, layout=None,
     layout_seed = library.records_for(grid.id)[0].layout_seed
     # Finite and within the Q dtype before the cast, so the stored tables are finite too.
     q_cast, vector_cast, has_vector = _tables(q, q_vector, objective, grid, spec.q_dtype)
-    if support is None:
+    if isinstance(grid, TabularWorld):
+        log = table_support(grid, q_cast, support)
+    elif support is None:
         log = replay_support(grid, q_cast)
     elif all(hasattr(support, name) for name in ("visits", "next_state", "reward_model")):
         log = checked_log(grid, support)
@@ -150,14 +153,14 @@ def add_policy(library: PolicyLibrary, q, objective: ObjectiveLike, layout=None,
     return library.record(record.policy_id)
 
 
-def _layout_of(library: PolicyLibrary, layout) -> Layout:
+def _layout_of(library: PolicyLibrary, layout) -> Layout | TabularWorld:
     held = library.layout_ids
     if layout is None:
         if len(held) != 1:
             raise LeverError(f"the library holds {len(held)} layouts; name the one to add to "
                              f"({', '.join(held)})")
         return library.layout(held[0])
-    layout_id = layout.id if isinstance(layout, Layout) else layout
+    layout_id = layout.id if isinstance(layout, (Layout, TabularWorld)) else layout
     if not isinstance(layout_id, str):
         raise LeverError(f"layout must be a layout id or a lever.Layout, got {type(layout).__name__}")
     if layout_id not in held:
@@ -182,10 +185,10 @@ def _real_table(value, name: str, shape: tuple[int, ...], q_dtype: str) -> np.nd
     return array
 
 
-def _tables(q, q_vector, objective: Objective, layout: Layout,
+def _tables(q, q_vector, objective: Objective, layout: Layout | TabularWorld,
             q_dtype: str) -> tuple[np.ndarray, np.ndarray, bool]:
     """(q, q_vector, whether the vector Q is real), checked and cast to ``q_dtype``."""
-    S, A, C = layout.n_states, N_ACTIONS, N_COMPONENTS
+    S, A, C = layout.n_states, layout.n_actions, len(objective.names)
     ndim = np.ndim(q)
     if ndim == 3:
         if q_vector is not None:

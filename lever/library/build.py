@@ -124,7 +124,8 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
 
     Or, with ``env`` (an id for ``gymnasium.make``, ``env_kwargs`` its
     arguments, ``max_states`` the cap of :meth:`TabularWorld.from_gymnasium`)
-    or ``world`` (a :class:`TabularWorld`), every objective × budget on that
+    or ``world`` (a :class:`TabularWorld`; ``env`` beside it is only kept as
+    where it came from), every objective × budget on that
     one tabular world: ``objectives`` are weight vectors over its
     components (default: one one-hot vector per component), and the world's
     tables are stored in the library, which then opens without the env.
@@ -145,8 +146,6 @@ def build_library(root, *, setting: str = DEFAULTS.setting, layout_seeds=DEFAULT
     Also ``PolicyLibrary.build``.
     """
     if env is not None or world is not None:
-        if env is not None and world is not None:
-            raise LeverError("give env or world, not both")
         if world is None:
             world = TabularWorld.from_gymnasium(env, env_kwargs=env_kwargs, max_states=max_states)
         elif not isinstance(world, TabularWorld):

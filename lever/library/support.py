@@ -37,6 +37,8 @@ from ..worlds.grid import Layout
 from ..kernels.constants import EXIT, HAZARD, HISTORY_BITS, N_ACTIONS, N_SETS, WALL
 from ..kernels.rollout import greedy_policy
 from ..kernels.support import log_pairs_from_start, replay_greedy_log
+from ..kernels.table import replay_greedy_log_table
+from ..worlds.tabular import TabularWorld
 
 #: Component sets whose reward does not depend on the episode's history (no gold, no lever), by mask.
 HISTORY_FREE_SETS = np.array([m for m in range(N_SETS) if not m & HISTORY_BITS])
@@ -147,3 +149,48 @@ def checked_visits(layout: Layout, support) -> np.ndarray:
         raise LeverError(f"support marks pairs at cells {bad[:5].tolist()}{' ...' if bad.size > 5 else ''}: "
                          f"walls, hazards or the exit, where no agent acts")
     return visits
+
+
+def table_support(world: TabularWorld, q: np.ndarray, support=None) -> SupportLog:
+    """The log of a policy added to a tabular world's library (A actions, d components as the features).
+
+    ``support`` None: one greedy episode of ``q`` (S, A) from the world's
+    first start, to its end or the step cap; a bool mask or visit counts
+    (S, A): those pairs, with the world's next states and reward vectors
+    (a tabular world has no history, so this is exact); a log with
+    ``visits``, ``next_state``, ``reward_model``: checked against the world.
+    Pairs at terminal observations are refused.
+    """
+    shape = (world.n_states, world.n_actions)
+    if support is None:
+        actions = greedy_policy(np.ascontiguousarray(q, dtype=np.float64))
+        log = SupportLog(np.zeros(shape, dtype=np.int64), np.full(shape, -1, dtype=np.int32),
+                         np.zeros(shape + (world.n_components,)))
+        replay_greedy_log_table(world.table, world.start, actions, world.max_steps, log.visits, log.next_state,
+                                log.reward_model)
+        return log
+    given = support.visits if all(hasattr(support, n) for n in ("visits", "next_state", "reward_model")) else support
+    array = np.asarray(given)
+    if array.shape != shape or not (array.dtype == bool or np.issubdtype(array.dtype, np.integer)):
+        raise LeverError(f"support must be a bool mask or integer visit counts of shape {shape}, got "
+                         f"{array.dtype} {array.shape}")
+    if array.size and array.min() < 0:
+        raise LeverError("visit counts must be >= 0")
+    visits = array.astype(np.int64)
+    if not visits.any():
+        raise LeverError("support is empty: no (state, action) pair is marked")
+    idle = np.intersect1d(np.flatnonzero(visits.any(axis=1)), world.terminal_states)
+    if idle.size:
+        raise LeverError(f"support marks pairs at terminal states {idle[:5].tolist()}, where no agent acts")
+    supported = visits > 0
+    next_state = np.where(supported, world.next_state, -1).astype(np.int32)
+    rewards = np.where(supported[..., None], world.reward, 0.0)
+    if given is not support:  # a whole log: its next states and rewards must be the world's
+        logged = np.asarray(support.next_state)
+        logged_rewards = np.asarray(support.reward_model, dtype=np.float64)
+        if logged.shape != shape or logged_rewards.shape != rewards.shape:
+            raise LeverError(f"next_state and reward_model must have shapes {shape} and {rewards.shape}")
+        if np.any(logged[supported] != next_state[supported]) or np.any(
+                np.abs(logged_rewards[supported] - rewards[supported]) > REWARD_TOLERANCE):
+            raise LeverError(f"the log's next states or rewards disagree with world {world.id}: not its log")
+    return SupportLog(visits, next_state, rewards)

@@ -234,15 +234,15 @@ _SHARED_TYPES = (gymnasium.spaces.Space, gymnasium.envs.registration.EnvSpec, np
 class _Snapshots:
     """Snapshot and restore of ``env.unwrapped.__dict__``: arrays and containers copied, the rest shared.
 
-    Each attribute is classed once, on first sight: arrays are copied;
-    numbers, strings, spaces, generators and hashable tuples are shared;
+    Each attribute is classed once, on first sight: numbers, strings,
+    spaces, generators and hashable tuples are shared; arrays and
     containers (lists, dicts, sets, other objects that deepcopy) are
     compared with a reference copy first: one equal to it shares the
-    reference (never handed to the env), and on restore a live container
-    equal to the snapshot's is kept. A container found unchanged after
-    each of the first :data:`STATIC_AFTER` steps is taken to be a static
-    table of the env (four-room's maze and shapes) and is neither compared
-    nor copied again; one found changed once is always compared.
+    reference (never handed to the env), and on restore a live value equal
+    to the snapshot's is kept. One found unchanged after each of the first
+    :data:`STATIC_AFTER` steps is taken to be a static table of the env
+    (four-room's maze and shapes) and is neither compared nor copied again;
+    one found changed once is always compared.
     """
 
     def __init__(self, unwrapped):
@@ -264,48 +264,52 @@ class _Snapshots:
             self.kinds[key] = kind
         return kind
 
-    def take(self) -> tuple[dict, dict, dict]:
-        shared, arrays, containers = {}, {}, {}
+    def take(self) -> tuple[dict, dict]:
+        shared, copied = {}, {}
+        static, reference = self.static, self.reference
         for key, value in self.unwrapped.__dict__.items():
+            if key in static:
+                copied[key] = reference[key]
+                continue
             kind = self._kind(key, value)
-            if kind == 1:
-                arrays[key] = value.copy()
-            elif kind == 0 or (kind == 2 and not _immutable_checked(value)):
+            if kind == 0 or (kind == 2 and not _immutable_checked(value)):
                 shared[key] = value
-            elif key in self.static or (key in self.reference and _equal(value, self.reference[key])):
-                containers[key] = self.reference[key]
+            elif key in reference and _equal(value, reference[key]):
+                copied[key] = self.reference[key]
             else:
                 try:
-                    containers[key] = copy.deepcopy(value)
+                    copied[key] = _copy(value)
                 except Exception:  # a pygame font, a window: not episode state, shared
                     shared[key] = value
                     continue
-                self.reference.setdefault(key, containers[key])
-        return shared, arrays, containers
+                self.reference.setdefault(key, copied[key])
+        return shared, copied
 
-    def restore(self, snapshot: tuple[dict, dict, dict], rng) -> None:
-        shared, arrays, containers = snapshot
+    def restore(self, snapshot: tuple[dict, dict], rng) -> None:
+        shared, copied = snapshot
         state = self.unwrapped.__dict__
-        if len(state) != len(shared) + len(arrays) + len(containers):
-            for key in [k for k in state if k not in shared and k not in arrays and k not in containers]:
+        if len(state) != len(shared) + len(copied):
+            for key in [k for k in state if k not in shared and k not in copied]:
                 del state[key]
         state.update(shared)
-        for key, value in arrays.items():
-            state[key] = value.copy()
-        for key, value in containers.items():
+        for key, value in copied.items():
             if key in self.static:
                 continue
             live = state.get(key)
-            if live is value or _equal(live, value):
+            if live is not value and _equal(live, value):
                 count = self.unchanged.get(key, 0)
                 if count >= 0:
                     self.unchanged[key] = count + 1
                     if count + 1 >= STATIC_AFTER:
                         self.static.add(key)
-            else:
-                self.unchanged[key] = -1  # changed by a step: compared on every restore
-                state[key] = copy.deepcopy(value)
+            else:  # changed by a step (or never handed over): a copy of the snapshot's, compared from now on
+                self.unchanged[key] = -1 if live is not value else self.unchanged.get(key, 0)
+                state[key] = _copy(value)
         self.unwrapped.np_random = rng
+
+
+def _copy(value):
+    return value.copy() if type(value) is np.ndarray else copy.deepcopy(value)
 
 
 class _Watched:
@@ -412,7 +416,7 @@ def _search(env, name: str, n_actions: int, start_action: int, d: int, max_state
                 saved[index[key]] = snapshots.take()
                 queue.append(index[key])
             row_next.append(index[key])
-            row_reward.append(r)
+            row_reward.append(r.tolist())
             row_done.append(done)
         next_state.append(row_next)
         rewards.append(row_reward)

@@ -74,8 +74,8 @@ class Objective:
                 raise LeverError(f"objective {spec.name!r} is over components ({', '.join(spec.names)}), "
                                  f"not ({', '.join(names)})")
             return spec
-        if isinstance(spec, str) and "," in spec:
-            # "0.3,0.7": one weight per component, in order (the command line's spelling).
+        if isinstance(spec, str) and ("," in spec or _is_number(spec)):
+            # "0.3,0.7" (or "1" for one component): one weight per component, in order (the command line's).
             try:
                 spec = [float(part) for part in spec.split(",")]
             except ValueError:
@@ -187,6 +187,14 @@ def _weight_text(weight: float) -> str:
     # would split the name (weights are bounded by MAX_WEIGHT, below repr's exponent range).
     text = repr(float(weight))
     return text[:-2] if text.endswith(".0") else text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_rules(rules: str) -> str:
