@@ -34,7 +34,8 @@ Size (environment variables; the defaults fit in about 25 minutes on two
 busy cores, the peer being pure Python):
 
 - ``LEVER_BENCH_MO_SEEDS`` lever's seeds (default 10);
-- ``LEVER_BENCH_MO_PEER_SEEDS`` the peer's seeds (default 3; 10 with
+- ``LEVER_BENCH_MO_PEER_SEEDS`` the peer's seeds (default 3, and fewer where a
+  task's ``peer_seeds`` caps them for the peer's cost; 10 on every rung with
   ``LEVER_BENCH_FULL=1``);
 - ``LEVER_BENCH_MO_LADDER`` GPI-LS's step counts as multiples of lever's d·N
   (default ``1,3,10``; a task's own ladder may be shorter, see ``TASKS``);
@@ -87,26 +88,26 @@ class Task:
     ref_point: tuple = ()
     episodes: int = 300      # lever's training episodes per one-hot policy
     ladder: tuple = LADDER   # GPI-LS steps as multiples of lever's d·N
-    peer_seeds: int = 10     # at most this many peer seeds (its cost), within PEER_SEEDS
+    peer_seeds: tuple = (10,)  # at most this many peer seeds per ladder rung (the last repeats), within PEER_SEEDS
     pql: bool = True
     iterations: int = 10     # GPI-LS policies (outer iterations)
     smoke: bool = False      # single objective: lever alone, against value iteration
 
 
 TASKS = [
-    Task("dst", "deep-sea-treasure-v0", ref_point=(0.0, -50.0), episodes=1_000),
+    Task("dst", "deep-sea-treasure-v0", ref_point=(0.0, -50.0), episodes=1_000, peer_seeds=(3, 2, 1)),
     Task("dst-concave", "deep-sea-treasure-concave-v0", ref_point=(0.0, -50.0), episodes=3_000, ladder=(1.0,),
-         peer_seeds=2),
+         peer_seeds=(2,)),
     Task("dst-mirrored", "deep-sea-treasure-mirrored-v0", ref_point=(0.0, -50.0), episodes=4_000, ladder=(1.0,),
-         peer_seeds=2),
+         peer_seeds=(1,)),
     Task("fruit-tree-5", "fruit-tree-v0", {"depth": 5}, ref_point=(-1.0,) * 6, episodes=200, ladder=(1.0,),
          iterations=6),
     Task("fruit-tree-6", "fruit-tree-v0", {"depth": 6}, ref_point=(-1.0,) * 6, episodes=300, ladder=(1.0,),
          iterations=6),
     Task("fruit-tree-7", "fruit-tree-v0", {"depth": 7}, ref_point=(-1.0,) * 6, episodes=500, ladder=(1.0,),
-         iterations=6, peer_seeds=2),
+         iterations=6, peer_seeds=(2,)),
     Task("four-room", "four-room-v0", ref_point=(-1.0,) * 3, episodes=5_000, ladder=(1.0,), pql=False,
-         iterations=6, peer_seeds=1),
+         iterations=6, peer_seeds=(1,)),
     Task("frozenlake", "FrozenLake-v1", {"is_slippery": False}, episodes=2_000, smoke=True),
     Task("cliffwalking", "CliffWalking-v1", episodes=5_000, smoke=True),
     Task("taxi", "Taxi-v4", episodes=50_000, smoke=True),
@@ -343,10 +344,10 @@ def test_mo_task(benchmark, task: Task):
                   f"{hv_peer:.4f} / EUM {eum_peer:.5f} of the known front against lever's "
                   f"{out['known_front']['hv']:.4f} / {out['known_front']['eum']:.5f}")
         lever_total = int(statistics.median(out["lever"]["steps"]))
-        peer_seeds = min(PEER_SEEDS, task.peer_seeds)
         out["gpi_ls"] = {}
-        for multiple in task.ladder:
+        for rung, multiple in enumerate(task.ladder):
             total = int(round(multiple * lever_total))
+            peer_seeds = PEER_SEEDS if FULL else min(PEER_SEEDS, task.peer_seeds[min(rung, len(task.peer_seeds) - 1)])
             peer_runs = [mo_peer.gpi_ls(task.env_id, task.env_kwargs, task.gamma, task.ref_point, weights,
                                         total, task.iterations, seed) for seed in range(peer_seeds)]
             peer_scores = [scores(r.vectors, weights, task.ref_point, optimum, True) for r in peer_runs]
@@ -373,6 +374,7 @@ def test_mo_task(benchmark, task: Task):
               f"EUM at " + (f"{min(reached):g} x lever's steps" if reached else
                             f"none of the rungs tried (> {max(task.ladder):g} x lever's steps)"))
         if task.pql:
+            peer_seeds = PEER_SEEDS if FULL else min(PEER_SEEDS, task.peer_seeds[0])
             pql_runs = [mo_peer.pql(task.env_id, task.env_kwargs, task.gamma, task.ref_point, lever_total, seed)
                         for seed in range(peer_seeds)]
             pql_scores = [scores(r.vectors, weights, task.ref_point, optimum, False) for r in pql_runs]
