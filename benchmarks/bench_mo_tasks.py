@@ -92,6 +92,8 @@ class Task:
     pql: bool = True
     iterations: int = 10     # GPI-LS policies (outer iterations)
     smoke: bool = False      # single objective: lever alone, against value iteration
+    n_weights: int = 50      # equally spaced weights evaluated
+    lever_seeds: int = 10    # at most this many lever seeds, within SEEDS (all of SEEDS with LEVER_BENCH_FULL=1)
 
 
 TASKS = [
@@ -106,8 +108,11 @@ TASKS = [
          iterations=6),
     Task("fruit-tree-7", "fruit-tree-v0", {"depth": 7}, ref_point=(-1.0,) * 6, episodes=500, ladder=(1.0,),
          iterations=6, peer_seeds=(2,)),
-    Task("four-room", "four-room-v0", ref_point=(-1.0,) * 3, episodes=5_000, ladder=(1.0,), pql=False,
-         iterations=6, peer_seeds=(1,)),
+    # 598,016 states: enumeration ~200 s, value iteration ~6 s and compose + plan ~4 s per weight, so
+    # 12 weights (as the field's four-room runs) and one seed; the peer at lever's 0.2 M steps would
+    # take hours in pure Python, so its rows run only with LEVER_BENCH_FULL=1.
+    Task("four-room", "four-room-v0", ref_point=(-1.0,) * 3, episodes=500, ladder=(1.0,), pql=False,
+         iterations=6, peer_seeds=(0,), n_weights=12, lever_seeds=1),
     Task("frozenlake", "FrozenLake-v1", {"is_slippery": False}, episodes=2_000, smoke=True),
     Task("cliffwalking", "CliffWalking-v1", episodes=5_000, smoke=True),
     Task("taxi", "Taxi-v4", episodes=50_000, smoke=True),
@@ -285,7 +290,8 @@ def test_mo_task(benchmark, task: Task):
     world = lever.TabularWorld.from_gymnasium(task.env_id, env_kwargs=task.env_kwargs)
     enumerate_s = time.perf_counter() - began
     d = world.n_components
-    weights = equally_spaced_weights(d, N_WEIGHTS) if d > 1 else np.ones((1, 1))
+    weights = equally_spaced_weights(d, task.n_weights) if d > 1 else np.ones((1, 1))
+    seeds = SEEDS if FULL else min(SEEDS, task.lever_seeds)
     front = None if task.smoke else known_front(task, world)
     optimum = optimal_utilities(task, world, weights, front)
     out = {"task": task.name, "env_id": task.env_id, "env_kwargs": task.env_kwargs, "gamma": task.gamma,
@@ -302,10 +308,10 @@ def test_mo_task(benchmark, task: Task):
     numba.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory(prefix="lever-bench-mo-") as tmp:
         def run_lever():
-            return [lever_side(task, world, weights, seed, Path(tmp)) for seed in range(SEEDS)]
+            return [lever_side(task, world, weights, seed, Path(tmp)) for seed in range(seeds)]
         runs = benchmark.pedantic(run_lever, rounds=1, iterations=1)
     lever_scores = [scores(r.vectors, weights, task.ref_point, optimum, True) for r in runs]
-    out["lever"] = {"seeds": SEEDS, "threads": THREADS, "steps": [r.steps for r in runs],
+    out["lever"] = {"seeds": seeds, "threads": THREADS, "steps": [r.steps for r in runs],
                     "train_s": [r.train_s for r in runs], "kernel_s": [r.kernel_s for r in runs],
                     "compose_ms_median": [statistics.median(r.compose_ms) for r in runs],
                     "compose_ms_max": [max(r.compose_ms) for r in runs],
@@ -319,7 +325,7 @@ def test_mo_task(benchmark, task: Task):
           f"{optimum.mean():.4f}" + (f", known front HV {out['known_front']['hv']:.2f} (value iteration on "
                                     f"the table within {out['known_front']['vi_max_abs_gap']:.1e})"
                                     if front is not None else " (value iteration on the table)"))
-    print(f"  lever, {SEEDS} seeds, d={d} one-hot policies x {episodes(task)} episodes: env steps "
+    print(f"  lever, {seeds} seeds, {len(weights)} weights, d={d} one-hot policies x {episodes(task)} episodes: env steps "
           f"{interval(out['lever']['steps'])}; EUM {interval([s['eum'] for s in lever_scores])} = "
           f"{interval([100 * s['eum_share'] for s in lever_scores])} % of optimal; mean utility "
           f"{interval([100 * s['utility_share'] for s in lever_scores])} % of optimal"
@@ -335,7 +341,7 @@ def test_mo_task(benchmark, task: Task):
 
     if not task.smoke and PEER_SEEDS > 0 and mo_peer.available():
         mo_peer.warm_up(d)
-        peer_weights = mo_peer.field_weights(d, N_WEIGHTS)
+        peer_weights = mo_peer.field_weights(d, task.n_weights)
         out["weights_equal_the_peers"] = bool(np.array_equal(peer_weights, weights))
         if front is not None:
             hv_peer, eum_peer = mo_peer.field_metrics(front, task.ref_point, weights)
@@ -348,6 +354,9 @@ def test_mo_task(benchmark, task: Task):
         for rung, multiple in enumerate(task.ladder):
             total = int(round(multiple * lever_total))
             peer_seeds = PEER_SEEDS if FULL else min(PEER_SEEDS, task.peer_seeds[min(rung, len(task.peer_seeds) - 1)])
+            if peer_seeds == 0:
+                print(f"  GPI-LS at {multiple:g} x lever's steps ({total}): not run (LEVER_BENCH_FULL=1 runs it)")
+                continue
             peer_runs = [mo_peer.gpi_ls(task.env_id, task.env_kwargs, task.gamma, task.ref_point, weights,
                                         total, task.iterations, seed) for seed in range(peer_seeds)]
             peer_scores = [scores(r.vectors, weights, task.ref_point, optimum, True) for r in peer_runs]
@@ -360,19 +369,20 @@ def test_mo_task(benchmark, task: Task):
                   f"{interval([100 * s['eum_share'] for s in peer_scores])} %; HV "
                   f"{interval([s.get('hv', 0.0) for s in peer_scores])}; training {interval([r.train_s for r in peer_runs])} s "
                   f"(+{interval([r.extra_steps for r in peer_runs])} steps of weight selection)")
-        equal = out["gpi_ls"][str(task.ladder[0])]
-        ratio = statistics.median(equal["train_s"]) / statistics.median(out["lever"]["train_s"])
-        kernel_ratio = statistics.median(equal["train_s"]) / statistics.median(out["lever"]["kernel_s"])
-        out["wall_ratio_equal_steps"] = ratio
-        out["wall_ratio_equal_steps_kernels"] = kernel_ratio
-        lever_eum = statistics.median([s["eum"] for s in lever_scores])
-        reached = [float(m) for m, row in out["gpi_ls"].items()
-                   if statistics.median([s["eum"] for s in row["scores"]]) >= lever_eum]
-        out["gpi_ls_steps_to_lever_eum"] = min(reached) if reached else None
-        print(f"  wall time at equal steps: GPI-LS training / lever's library build = {ratio:,.0f}x "
-              f"(/ lever's training kernels {kernel_ratio:,.0f}x); GPI-LS reaches lever's median "
-              f"EUM at " + (f"{min(reached):g} x lever's steps" if reached else
-                            f"none of the rungs tried (> {max(task.ladder):g} x lever's steps)"))
+        if out["gpi_ls"]:
+            equal = out["gpi_ls"][str(task.ladder[0])]
+            ratio = statistics.median(equal["train_s"]) / statistics.median(out["lever"]["train_s"])
+            kernel_ratio = statistics.median(equal["train_s"]) / statistics.median(out["lever"]["kernel_s"])
+            out["wall_ratio_equal_steps"] = ratio
+            out["wall_ratio_equal_steps_kernels"] = kernel_ratio
+            lever_eum = statistics.median([s["eum"] for s in lever_scores])
+            reached = [float(m) for m, row in out["gpi_ls"].items()
+                       if statistics.median([s["eum"] for s in row["scores"]]) >= lever_eum]
+            out["gpi_ls_steps_to_lever_eum"] = min(reached) if reached else None
+            print(f"  wall time at equal steps: GPI-LS training / lever's library build = {ratio:,.0f}x "
+                  f"(/ lever's training kernels {kernel_ratio:,.0f}x); GPI-LS reaches lever's median "
+                  f"EUM at " + (f"{min(reached):g} x lever's steps" if reached else
+                                f"none of the rungs tried (> {max(task.ladder):g} x lever's steps)"))
         if task.pql:
             peer_seeds = PEER_SEEDS if FULL else min(PEER_SEEDS, task.peer_seeds[0])
             pql_runs = [mo_peer.pql(task.env_id, task.env_kwargs, task.gamma, task.ref_point, lever_total, seed)
