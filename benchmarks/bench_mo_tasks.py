@@ -13,8 +13,9 @@ The protocol, per task and seed:
 
 - **lever**: the env read into a :class:`lever.TabularWorld` (once per task,
   timed apart); a library of the d one-hot policies, each trained with
-  Q-learning at the peer's γ for N environment steps (the support logged);
-  then, for each of the 50 equally spaced weights, ``lever.compose(...,
+  Q-learning at the peer's γ for ``Task.episodes`` episodes (N environment
+  steps, counted from the logged support); then, for each of the 50 equally
+  spaced weights (12 on four-room), ``lever.compose(...,
   operator="max", plan=True)``: GPI over the library with planning on its
   logged support, zero new environment steps. Each composed policy is rolled
   out greedily in the true gymnasium env, and its discounted vector return is
@@ -74,7 +75,6 @@ ONLY = {t for t in os.environ.get("LEVER_BENCH_MO_TASKS", "").split(",") if t}
 JSON_OUT = os.environ.get("LEVER_BENCH_MO_JSON")
 EPISODES_SCALE = float(os.environ.get("LEVER_BENCH_MO_EPISODES_SCALE", "1"))
 THREADS = int(os.environ.get("LEVER_BENCH_MO_THREADS", "1"))
-N_WEIGHTS = 50
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,9 @@ TASKS = [
          iterations=6),
     Task("fruit-tree-7", "fruit-tree-v0", {"depth": 7}, ref_point=(-1.0,) * 6, episodes=500, ladder=(1.0,),
          iterations=6, peer_seeds=(2,)),
-    # 598,016 states: enumeration ~200 s, value iteration ~6 s and compose + plan ~4 s per weight, so
-    # 12 weights (as the field's four-room runs) and one seed; the peer at lever's 0.2 M steps would
-    # take hours in pure Python, so its rows run only with LEVER_BENCH_FULL=1.
+    # 598,016 states: enumeration ~3 min, value iteration ~6 s and compose + plan ~4 s per weight, so
+    # 12 weights and one seed; the peer at lever's 0.3 M steps would take hours in pure Python, so its
+    # rows run only with LEVER_BENCH_FULL=1.
     Task("four-room", "four-room-v0", ref_point=(-1.0,) * 3, episodes=500, ladder=(1.0,), pql=False,
          iterations=6, peer_seeds=(0,), n_weights=12, lever_seeds=1),
     Task("frozenlake", "FrozenLake-v1", {"is_slippery": False}, episodes=2_000, smoke=True),
