@@ -175,10 +175,9 @@ def optimal_utilities(task: Task, world, weights: np.ndarray, front: np.ndarray 
     """Each weight's optimal utility (n,): the best point of the known front, or value iteration on the table."""
     if front is not None:
         return (weights @ front.T).max(axis=1)
-    best = np.empty(len(weights))
+    best, starts = np.empty(len(weights)), start_states(task, world)
     for i, w in enumerate(weights):
-        q = world.optimal_q(w, task.gamma)
-        best[i] = float(np.mean(q[start_states(task, world)].max(axis=1)))
+        best[i] = float(np.mean(world.optimal_q(w, task.gamma)[starts].max(axis=1)))
     return best
 
 
@@ -306,10 +305,13 @@ def test_mo_task(benchmark, task: Task):
         out["known_front"]["vi_max_abs_gap"] = float(np.abs(vi - optimum).max())
 
     numba.set_num_threads(THREADS)
-    with tempfile.TemporaryDirectory(prefix="lever-bench-mo-") as tmp:
-        def run_lever():
-            return [lever_side(task, world, weights, seed, Path(tmp)) for seed in range(seeds)]
-        runs = benchmark.pedantic(run_lever, rounds=1, iterations=1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lever-bench-mo-") as tmp:
+            def run_lever():
+                return [lever_side(task, world, weights, seed, Path(tmp)) for seed in range(seeds)]
+            runs = benchmark.pedantic(run_lever, rounds=1, iterations=1)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     lever_scores = [scores(r.vectors, weights, task.ref_point, optimum, True) for r in runs]
     out["lever"] = {"seeds": seeds, "threads": THREADS, "steps": [r.steps for r in runs],
                     "train_s": [r.train_s for r in runs], "kernel_s": [r.kernel_s for r in runs],
