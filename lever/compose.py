@@ -21,14 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import LeverError, check_choice
-from .evaluation import RolloutResult, rollout
 from .worlds.grid import Layout
 from .worlds.tabular import TabularWorld
 from .kernels.compose import (
     OP_MAX, OP_SUM, compose_batch, compose_batch_serial, mask_unvisited,
     offline_rollout_batch, offline_rollout_batch_serial, support_bits,
 )
-from .kernels.constants import END_NAMES, N_ACTIONS, N_COMPONENTS, N_SETS
+from .kernels.constants import END_NAMES, N_ACTIONS
 from .kernels.planning import plan_batch
 from .kernels.table_compose import (
     compose_any_batch, compose_any_batch_serial, offline_rollout_table_batch, offline_rollout_table_batch_serial,
@@ -41,6 +40,9 @@ OPERATORS = {"sum": OP_SUM, "max": OP_MAX}
 
 #: Batches smaller than this run on one thread: waking the thread pool costs more than it saves.
 PARALLEL_MIN_BATCH = 512
+#: Stacks of fewer (policy, state, action) entries than this are masked and packed with NumPy, not
+#: the parallel kernels: waking the thread pool costs more than the work (same arrays, bit for bit).
+PARALLEL_MIN_ENTRIES = 1 << 16
 
 
 def _frozen(array, dtype=None) -> np.ndarray:
@@ -53,14 +55,6 @@ def _frozen(array, dtype=None) -> np.ndarray:
     view = np.ascontiguousarray(array, dtype=dtype).view(np.ndarray)
     view.flags.writeable = False
     return view
-
-
-def world_sizes(world: Layout | TabularWorld) -> tuple[int, int, int]:
-    """(A actions, F logged reward features, C vector-Q components) of a world's tables: (4, N_SETS, 4)
-    on the GridWorld, (A, d, d) on a tabular world."""
-    if isinstance(world, TabularWorld):
-        return world.n_actions, world.n_components, world.n_components
-    return N_ACTIONS, N_SETS, N_COMPONENTS
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +93,7 @@ class PolicyStack:
         visits = np.asarray(visits)
         next_state = np.asarray(next_state)
         reward_model = np.asarray(reward_model)
-        n_actions, n_features, n_components = world_sizes(layout)
+        n_actions, n_features, n_components = layout.n_actions, layout.n_features, len(layout.component_names)
         if q.ndim != 3 or q.shape[1:] != (layout.n_states, n_actions) or q.shape[0] == 0:
             raise LeverError(f"Q tables must have shape (P>0, S={layout.n_states}, A={n_actions}) "
                              f"for layout {layout.id}, got {q.shape}")
@@ -133,8 +127,12 @@ class PolicyStack:
             if has_vector_q.shape != (shape[0],):
                 raise LeverError(f"has_vector_q has shape {has_vector_q.shape}, expected ({shape[0]},)")
             lacks = _frozen(~has_vector_q) if not has_vector_q.all() else None
-        support = np.empty(shape[:2], dtype=np.uint8)
-        support_bits(np.ascontiguousarray(visits), support)
+        if visits.size < PARALLEL_MIN_ENTRIES:
+            support = ((visits > 0).astype(np.uint8) << np.arange(shape[2], dtype=np.uint8)).sum(
+                axis=2, dtype=np.uint8)
+        else:
+            support = np.empty(shape[:2], dtype=np.uint8)
+            support_bits(np.ascontiguousarray(visits), support)
         return cls(layout, _frozen(policy_ids), _frozen(q), _frozen(support), _frozen(next_state, np.int32),
                    _frozen(reward_model, np.float64), None if q_vector is None else _frozen(q_vector), lacks)
 
@@ -185,6 +183,9 @@ class PolicyStack:
         if operator != "max":
             return self.q
         values = self.q if self.q_vector is None else self.q_vector @ objective.array
+        if values.size < PARALLEL_MIN_ENTRIES:
+            visited = (self.support[..., None] >> np.arange(values.shape[2], dtype=np.uint8)) & 1
+            return _frozen(np.where(visited != 0, values, np.array(-np.inf, dtype=values.dtype)))
         masked = np.empty(values.shape, dtype=values.dtype)
         mask_unvisited(np.ascontiguousarray(values), self.support, masked)
         return _frozen(masked)
@@ -420,29 +421,3 @@ def plan_on_support(stack: PolicyStack, rows, objective: ObjectiveLike, rules: s
     """Value iteration under ``objective`` over the empirical model of ``rows`` only (:meth:`Composer.plan`)."""
     return Composer(stack, Objective.parse(objective, stack.layout.component_names),
                     rules=rules).plan(rows, gamma, tol, max_iters)
-
-
-@dataclass(frozen=True, eq=False)
-class TrueEvaluation:
-    """A composed policy's greedy rollout in the real world, and how much of it the support covered."""
-
-    rollout: RolloutResult
-    route_on_support: float
-
-
-def true_evaluate(layout: Layout | TabularWorld, actions: np.ndarray, support: np.ndarray,
-                  objective: ObjectiveLike, rules: str = "study", gamma: float = 1.0) -> TrueEvaluation:
-    """Greedy rollout of ``actions`` (S,) in the real environment (:func:`lever.evaluation.rollout`).
-
-    ``route_on_support`` is the fraction of the route's steps whose (s, a)
-    lies in ``support`` bool (S, A) (1.0 for a route with no steps).
-    ``gamma`` discounts the rollout's ``discounted_return_vector`` (a
-    :class:`TabularWorld` only).
-    """
-    actions = np.asarray(actions, dtype=np.int32)
-    if isinstance(layout, TabularWorld):
-        result = rollout(layout, actions, objective, rules, record_path=True, gamma=gamma)
-    else:
-        result = rollout(layout, actions, objective, rules, record_path=True)
-    states = result.path[:-1]
-    return TrueEvaluation(result, float(support[states, actions[states]].mean()) if result.steps else 1.0)

@@ -113,3 +113,29 @@ def _rollout_table(world: TabularWorld, policy, objective: ObjectiveLike, max_st
     steps, end = rollout_table(world.table, start, actions, max_steps, float(gamma), vector, discounted, path)
     return RolloutResult(float(weights @ vector), vector, vector.copy(), int(steps), END_NAMES[end],
                          path[: steps + 1].copy() if record_path else None, discounted)
+
+
+@dataclass(frozen=True, eq=False)
+class TrueEvaluation:
+    """A composed policy's greedy rollout in the real world, and how much of it the support covered."""
+
+    rollout: RolloutResult
+    route_on_support: float
+
+
+def true_evaluate(layout: Layout | TabularWorld, actions: np.ndarray, support: np.ndarray,
+                  objective: ObjectiveLike, rules: str = "study", gamma: float = 1.0) -> TrueEvaluation:
+    """Greedy rollout of ``actions`` (S,) in the real environment (:func:`lever.evaluation.rollout`).
+
+    ``route_on_support`` is the fraction of the route's steps whose (s, a)
+    lies in ``support`` bool (S, A) (1.0 for a route with no steps).
+    ``gamma`` discounts the rollout's ``discounted_return_vector`` (a
+    :class:`TabularWorld` only).
+    """
+    actions = np.asarray(actions, dtype=np.int32)
+    if isinstance(layout, TabularWorld):
+        result = rollout(layout, actions, objective, rules, record_path=True, gamma=gamma)
+    else:
+        result = rollout(layout, actions, objective, rules, record_path=True)
+    states = result.path[:-1]
+    return TrueEvaluation(result, float(support[states, actions[states]].mean()) if result.steps else 1.0)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from .compose import Composer, true_evaluate
+from .compose import Composer
+from .evaluation import true_evaluate
 from .policy import ComposedPolicy
 from .errors import check_choice
 from .worlds.objectives import Objective, ObjectiveLike

@@ -157,6 +157,11 @@ def test_upper_layers_stay_above_the_ones_they_use():
                 todo.extend(graph[node])
         return False
 
+    worlds = [m for m in graph if m.startswith("lever.worlds")]
+    assert {"lever.worlds.grid", "lever.worlds.tabular", "lever.worlds.gymnasium_import"} <= set(worlds)
+    for lower in worlds:  # the worlds layer sits on the kernels, below everything that uses a world
+        for upper in ("lever.evaluation", "lever.training", "lever.compose", "lever.embeddings", "lever.library"):
+            assert not reaches(lower, upper), f"{lower} imports {upper}, directly or not"
     for lower, upper in (("lever.compose", "lever.search"), ("lever.compose", "lever.strategies"),
                          ("lever.library.store", "lever.library.build"), ("lever.search", "lever.sweep"),
                          ("lever.sweep.table", "lever.report"), ("lever.report", "lever.cli")):

@@ -9,9 +9,8 @@ from hypothesis import strategies as st
 import lever
 from lever import GridSpec, Layout, LeverError, TrainConfig, train
 from lever.policy import ComposedPolicy
-from lever.compose import (
-    EmpiricalModel, PolicyStack, compose_actions, offline_evaluate, true_evaluate,
-)
+from lever.compose import EmpiricalModel, PolicyStack, compose_actions, offline_evaluate
+from lever.evaluation import true_evaluate
 from lever.kernels import constants as K
 from lever.kernels.world import N_TERMS, set_rewards, step
 

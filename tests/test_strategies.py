@@ -198,9 +198,9 @@ def test_compose_parses_the_objective_once(library, monkeypatch):
     parse = Objective.parse.__func__
     callers = []
 
-    def counting(cls, spec):
+    def counting(cls, spec, names=None):
         callers.append(sys._getframe(1).f_globals["__name__"])
-        return parse(cls, spec)
+        return parse(cls, spec, names)
 
     monkeypatch.setattr(Objective, "parse", classmethod(counting))
     compose(library, "path+gold+hazard", layout=library.layout_ids[0], strategy="beam", plan=True,

@@ -50,7 +50,7 @@ def _build_env_library(args: argparse.Namespace) -> int:
     world = env_world(args)
     objectives = args.objectives or [",".join("1" if i == c else "0" for i in range(world.n_components))
                                      for c in range(world.n_components)]
-    ready_kernels()
+    ready_kernels(tabular=True)
     library = PolicyLibrary.build(args.out, world=world, env=args.env, env_kwargs=args.env_kwargs,
                                   budgets=args.budgets, objectives=objectives, algorithm=args.algorithm,
                                   gamma=args.gamma, train_seed=args.train_seed, episodes=args.episodes,
@@ -193,7 +193,7 @@ def _cmd_compose(args: argparse.Namespace) -> int:
     if args.show and library.spec.tabular:
         raise LeverError("a tabular world has no grid to draw; `lever show --library DIR --policy ID` prints "
                          "a policy as a table")
-    ready_kernels()
+    ready_kernels(tabular=library.spec.tabular)
     options = dict(layout=_chosen_layout(library, args), strategy=args.strategy, k=args.k, width=args.width,
                    operator=args.operator, scoring=args.scoring, plan=args.plan, pool=args.pool)
     result = compose(library, args.objective, **options)

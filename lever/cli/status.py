@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..warmup import compile_if_cold
+from ..warmup import compile_if_cold, compile_table_if_cold
 
 
 def say(message: str) -> None:
@@ -12,8 +12,9 @@ def say(message: str) -> None:
     print(f"lever: {message}", file=sys.stderr, flush=True)
 
 
-def ready_kernels() -> None:
-    """Compile the kernels up front on a cold cache, saying so, before a command's own work."""
-    seconds = compile_if_cold(say)
+def ready_kernels(tabular: bool = False) -> None:
+    """Compile the kernels up front on a cold cache, saying so, before a command's own work
+    (``tabular``: those of a tabular world, for a command on one)."""
+    seconds = compile_table_if_cold(say) if tabular else compile_if_cold(say)
     if seconds is not None:
         say(f"kernels compiled in {seconds:.1f} s; later runs load them from the cache")

@@ -108,7 +108,7 @@ def _train_env(args: argparse.Namespace, figure: str | None):
         raise LeverError(f"--episodes must be >= 1, got {episodes}")
     config = TrainConfig(episodes=episodes, epsilon_decay=TrainConfig.epsilon_min ** (1 / episodes),
                          algorithm=args.algorithm, gamma=args.gamma, seed=args.train_seed)
-    ready_kernels()
+    ready_kernels(tabular=True)
     policy = train(world, objective, config)
     result = rollout(world, policy, objective, record_path=True, gamma=config.gamma)
     if getattr(args, "save", None):
@@ -196,12 +196,16 @@ def add_commands(sub) -> None:
     show.add_argument("--library", default=None, metavar="DIR",
                       help="draw policy --policy of this library instead of training one")
     show.add_argument("--policy", type=int, default=None, metavar="ID", help="policy id in --library")
-    show.add_argument("--out", required=True, help="image file; .png, .svg or .pdf picks the format")
+    show.add_argument("--out", default=None,
+                      help="image file; .png, .svg or .pdf picks the format (a tabular world's policy is printed "
+                           "as a table instead)")
     show.set_defaults(func=_cmd_show)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     if args.library is None and args.policy is None:
+        if args.env is None and args.out is None:
+            raise LeverError("--out is required to draw a GridWorld policy")
         if args.env is not None:
             world, _, policy, _ = _train_from_args(args, None)
             print_policy_table(world, np.asarray(policy.q), np.asarray(policy.visits))
@@ -222,6 +226,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if isinstance(layout, TabularWorld):  # no grid to draw: the policy as a table
         print_policy_table(layout, q, visits)
         return 0
+    if args.out is None:
+        raise LeverError("--out is required to draw a GridWorld policy")
     result = rollout(layout, q, record.objective, library.spec.rules, record_path=True)
     title = (f"policy {record.policy_id}: {record.objective} ({record.source}, {record.budget}), "
              f"{result.end} after {result.steps} steps, return {result.ret:.1f}")

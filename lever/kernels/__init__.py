@@ -92,12 +92,15 @@ def active_cache_directory(directory: Path = _HERE) -> Path:
 
 #: Kernel modules whose compilation dominates a first run (a layout's BFS alone is quick).
 HEAVY_MODULES = ("training", "rollout", "features", "compose", "planning")
+#: The kernel modules of a tabular world.
+TABLE_MODULES = ("table", "table_compose")
 
 
-def cache_is_cold(directory: Path = _HERE) -> bool:
-    """True when a heavy kernel module of ``directory`` has nothing cached yet (a first run, sources just edited)."""
+def cache_is_cold(directory: Path = _HERE, modules: tuple[str, ...] = HEAVY_MODULES) -> bool:
+    """True when a kernel module of ``modules`` (by default the heavy ones) in ``directory`` has nothing cached
+    yet (a first run, sources just edited)."""
     cache = active_cache_directory(directory)
-    return not cache.is_dir() or not all(any(cache.glob(f"{module}.*.nbi")) for module in HEAVY_MODULES)
+    return not cache.is_dir() or not all(any(cache.glob(f"{module}.*.nbi")) for module in modules)
 
 
 def _writable(path: Path) -> bool:

@@ -202,6 +202,11 @@ class Layout:
         return K.N_ACTIONS
 
     @property
+    def n_features(self) -> int:
+        """Reward features a logged step keeps: every component set, N_SETS (the rules are not additive)."""
+        return K.N_SETS
+
+    @property
     def component_names(self) -> tuple[str, ...]:
         """The reward components objectives weigh, :data:`lever.kernels.constants.COMPONENT_NAMES`."""
         return K.COMPONENT_NAMES

@@ -27,9 +27,7 @@ observation to be the state.
 
 from __future__ import annotations
 
-import copy
 import importlib
-import types
 import numbers
 from collections import deque
 from typing import Any, Mapping, NamedTuple
@@ -38,6 +36,7 @@ import gymnasium
 import numpy as np
 
 from ..errors import LeverError
+from .snapshots import Snapshots, Watched
 
 #: States enumerated at most by default (four-room has 593,920); raise it with ``max_states``.
 DEFAULT_MAX_STATES = 1_000_000
@@ -45,8 +44,6 @@ DEFAULT_MAX_STATES = 1_000_000
 DEFAULT_MAX_STEPS = 200
 #: Reseeded generators each (state, action) is stepped under to check that the env is deterministic.
 DEFAULT_CHECKS = 3
-#: Restores after which a container attribute never changed by a step is taken to be static.
-STATIC_AFTER = 1000
 #: Seeded resets whose observations give the start states (toy-text envs read theirs from the table).
 DEFAULT_RESETS = 16
 
@@ -227,139 +224,10 @@ def _read_toy_text(env, name: str, table: dict, n_actions: int, max_states: int)
 
 # -- search over snapshots -------------------------------------------------------------------
 
-_SHARED_TYPES = (gymnasium.spaces.Space, gymnasium.envs.registration.EnvSpec, np.random.Generator,
-                 type(None), bool, int, float, str, bytes, numbers.Number)
-
-
-class _Snapshots:
-    """Snapshot and restore of ``env.unwrapped.__dict__``: arrays and containers copied, the rest shared.
-
-    Each attribute is classed once, on first sight: numbers, strings,
-    spaces, generators and hashable tuples are shared; arrays and
-    containers (lists, dicts, sets, other objects that deepcopy) are
-    compared with a reference copy first: one equal to it shares the
-    reference (never handed to the env), and on restore a live value equal
-    to the snapshot's is kept. One found unchanged after each of the first
-    :data:`STATIC_AFTER` steps is taken to be a static table of the env
-    (four-room's maze and shapes) and is neither compared nor copied again;
-    one found changed once is always compared.
-    """
-
-    def __init__(self, unwrapped):
-        self.unwrapped = unwrapped
-        self.reference: dict = {}
-        self.kinds: dict[str, int] = {}  # 0 share, 1 array, 2 container
-        self.unchanged: dict[str, int] = {}  # steps after which a container was found unchanged
-        self.static: set[str] = set()
-
-    def _kind(self, key: str, value) -> int:
-        kind = self.kinds.get(key)
-        if kind is None or (kind == 1) != (type(value) is np.ndarray):
-            if isinstance(value, np.ndarray):
-                kind = 1
-            elif isinstance(value, _SHARED_TYPES) or _immutable(value):
-                kind = 0
-            else:
-                kind = 2
-            self.kinds[key] = kind
-        return kind
-
-    def take(self) -> tuple[dict, dict]:
-        shared, copied = {}, {}
-        static, reference = self.static, self.reference
-        for key, value in self.unwrapped.__dict__.items():
-            if key in static:
-                copied[key] = reference[key]
-                continue
-            kind = self._kind(key, value)
-            if kind == 0 or (kind == 2 and not _immutable_checked(value)):
-                shared[key] = value
-            elif key in reference and _equal(value, reference[key]):
-                copied[key] = self.reference[key]
-            else:
-                try:
-                    copied[key] = _copy(value)
-                except Exception:  # a pygame font, a window: not episode state, shared
-                    shared[key] = value
-                    continue
-                self.reference.setdefault(key, copied[key])
-        return shared, copied
-
-    def restore(self, snapshot: tuple[dict, dict], rng) -> None:
-        shared, copied = snapshot
-        state = self.unwrapped.__dict__
-        if len(state) != len(shared) + len(copied):
-            for key in [k for k in state if k not in shared and k not in copied]:
-                del state[key]
-        state.update(shared)
-        for key, value in copied.items():
-            if key in self.static:
-                continue
-            live = state.get(key)
-            if live is not value and _equal(live, value):
-                count = self.unchanged.get(key, 0)
-                if count >= 0:
-                    self.unchanged[key] = count + 1
-                    if count + 1 >= STATIC_AFTER:
-                        self.static.add(key)
-            else:  # changed by a step (or never handed over): a copy of the snapshot's, compared from now on
-                self.unchanged[key] = -1 if live is not value else self.unchanged.get(key, 0)
-                state[key] = _copy(value)
-        self.unwrapped.np_random = rng
-
-
-def _copy(value):
-    return value.copy() if type(value) is np.ndarray else copy.deepcopy(value)
-
-
-class _Watched:
-    """A generator that records whether the env touched it (any attribute read: a draw, a spawn)."""
-
-    def __init__(self, generator: np.random.Generator):
-        self.generator = generator
-        self.touched = False
-
-    def __getattr__(self, name: str):
-        self.touched = True
-        return getattr(self.generator, name)
-
-
-def _immutable_checked(value) -> bool:
-    # Whether a container-kind value can be copied at all (modules, classes and functions are shared).
-    return not isinstance(value, (type, types.ModuleType, types.FunctionType))
-
-
-def _equal(a, b) -> bool:
-    """Whether two attribute values are equal, element by element (arrays inside containers too)."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, np.ndarray):
-        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
-    try:
-        return bool(a == b)  # C speed for containers of plain values
-    except Exception:  # arrays inside: compared element by element below
-        pass
-    if isinstance(a, (tuple, list)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    return False
-
-
-def _immutable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return isinstance(value, (tuple, frozenset))
-
-
 def _search(env, name: str, n_actions: int, start_action: int, d: int, max_states: int, checks: int, resets: int):
     """Tables by breadth-first search over snapshots of the env, each step checked under reseeded generators."""
     unwrapped = env.unwrapped
-    snapshots = _Snapshots(unwrapped)
+    snapshots = Snapshots(unwrapped)
     keys: list = []
     index: dict = {}
     saved: dict[int, dict] = {}
@@ -371,7 +239,7 @@ def _search(env, name: str, n_actions: int, start_action: int, d: int, max_state
             keys.append(key)
             saved[index[key]] = snapshots.take()
     starts = np.arange(len(keys), dtype=np.int64)
-    generators = [_Watched(np.random.default_rng([trial, 1])) for trial in range(checks)]
+    generators = [Watched(np.random.default_rng([trial, 1])) for trial in range(checks)]
     next_state: list[list[int]] = []
     rewards: list[list[np.ndarray]] = []
     terminal: list[list[bool]] = []

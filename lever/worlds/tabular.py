@@ -111,6 +111,11 @@ class TabularWorld:
         return self.reward.shape[2]
 
     @property
+    def n_features(self) -> int:
+        """Reward features a logged step keeps: the d components (a table world's rewards are additive)."""
+        return self.reward.shape[2]
+
+    @property
     def start(self) -> int:
         """The first start state: where rollouts, embeddings and evaluation begin."""
         return int(self.starts[0])
@@ -184,9 +189,9 @@ class TabularWorld:
         try:
             keys = arrays["keys"]
             if meta["key_kind"] == "int" and keys.ndim == 1:
-                keys = tuple(int(k) for k in keys)
+                keys = tuple(keys.tolist())
             elif meta["key_kind"] == "tuple" and keys.ndim == 2:
-                keys = tuple(tuple(int(v) for v in row) for row in keys)
+                keys = tuple(map(tuple, keys.tolist()))
             else:
                 raise ValueError("keys do not match their kind")
             world = cls(arrays["next_state"], arrays["reward"], arrays["terminates"], arrays["starts"],
