@@ -108,7 +108,7 @@ TASKS = [
          iterations=6),
     Task("fruit-tree-7", "fruit-tree-v0", {"depth": 7}, ref_point=(-1.0,) * 6, episodes=500, ladder=(1.0,),
          iterations=6, peer_seeds=(2,)),
-    # 598,016 states: enumeration ~3 min, value iteration ~6 s and compose + plan ~4 s per weight, so
+    # 598,016 states: enumeration ~1 min, value iteration ~6 s and compose + plan ~1 s per weight, so
     # 12 weights and one seed; the peer at lever's 0.3 M steps would take hours in pure Python, so its
     # rows run only with LEVER_BENCH_FULL=1.
     Task("four-room", "four-room-v0", ref_point=(-1.0,) * 3, episodes=500, ladder=(1.0,), pql=False,
