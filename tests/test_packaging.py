@@ -37,3 +37,12 @@ def test_classifiers_cover_the_supported_pythons(project):
     assert not any(c.startswith("License ::") for c in meta["classifiers"])  # PEP 639: the expression rules
     assert set(meta["urls"]) == {"Homepage", "Documentation", "Issues"}
     assert meta["urls"]["Issues"] == meta["urls"]["Homepage"] + "/issues"
+
+
+def test_the_peer_of_the_mo_benchmark_stays_out_of_the_tests(project):
+    extras = project["project"]["optional-dependencies"]
+    assert any(req.startswith("morl-baselines") for req in extras["compare"])
+    for name in ("test", "ray"):
+        assert not any(req.startswith(("morl-baselines", "torch", "wandb")) for req in extras[name])
+    assert not any(req.startswith(("morl-baselines", "torch", "wandb"))
+                   for req in project["project"]["dependencies"])
