@@ -205,7 +205,7 @@ KERNELS = {
                                     (8, 64, 512, 2048, 8000)),
     "successor_features_table": (kt.successor_features_table, kt.successor_features_table_serial,
                                  features_table_args, lambda p: p * 16, kt.PARALLEL_MIN_TABLE_ROLLOUTS,
-                                 (1, 8, 128, 512, 1024)),
+                                 (1, 8, 128, 512, 1024, 2048)),
     "best_routes": (kr.best_routes, kr.best_routes_serial, routes_args, lambda b: b * ROUTE_STATES,
                     kr.PARALLEL_MIN_ROUTE_STATES, (1, 8, 32, 64, 625)),
 }

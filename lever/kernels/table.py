@@ -152,7 +152,7 @@ def rollout_table(table, start, actions, max_steps, gamma, vector_return, discou
 #: (policy, start) pairs (P·K) from which :func:`successor_features_table` runs in parallel (see
 #: :func:`lever.threads.pick`), measured on Taxi (404 states, 6 actions) by
 #: ``python -m pytest benchmarks/bench_dispatch.py --benchmark-only -s``.
-PARALLEL_MIN_TABLE_ROLLOUTS = 1 << 13
+PARALLEL_MIN_TABLE_ROLLOUTS = 1 << 14
 
 
 @njit(cache=True, parallel=True)
