@@ -18,14 +18,24 @@ import numba
 import numpy as np
 import pytest
 
-from lever import Layout
+from lever import Layout, TabularWorld
+from lever.compose import PolicyStack
 from lever.kernels import compose as kc
 from lever.kernels import features as kf
+from lever.kernels import route as kr
+from lever.kernels import table as kt
+from lever.kernels import table_compose as ktc
 from lever.kernels import world as kw
-from lever.kernels.constants import EXIT, N_SETS
+from lever.kernels.constants import EXIT, N_ACTIONS, N_SETS
+from lever.route import RouteSearch
 from lever.threads import pick
 
 LAYOUT = Layout.generate("grid16", seed=0)
+#: The tabular kernels' world: Taxi's 404 reachable states, 6 actions, 1 reward feature.
+TAXI = TabularWorld.from_gymnasium("Taxi-v4")
+#: The route search's world and objective, as in ``bench_route.py``.
+ROUTE_LAYOUT = Layout.generate("first-release-grid16", seed=0)
+ROUTE_OBJECTIVE = "path+gold+hazard+lever"
 #: Seconds each timing aims at (repeats are chosen to fill it).
 BUDGET_S = 0.3
 
@@ -112,6 +122,64 @@ def features_args(p):
             np.empty((p, 16, N_SETS + 6)), np.empty((p, 16), dtype=np.int32), np.empty((p, 16), dtype=np.int8))
 
 
+def taxi_tables(p):
+    rng = np.random.default_rng(3)
+    shape = (p, TAXI.n_states, TAXI.n_actions)
+    visits = rng.integers(0, 3, size=shape) * (rng.random(shape) < 0.6)
+    support = np.empty(shape[:2], dtype=np.uint8)
+    kc.support_bits_serial(visits, support)
+    return rng.normal(size=shape), support, rng
+
+
+def compose_any_args(b):
+    q, support, rng = taxi_tables(60)
+    combos = rng.integers(0, 60, size=(b, 3)).astype(np.int64)
+    return (q, support, combos, np.ones((b, 3)), kc.OP_SUM, np.empty((b, TAXI.n_states), dtype=np.int32),
+            np.empty(b, dtype=np.int64))
+
+
+def offline_table_args(b):
+    q, support, rng = taxi_tables(60)
+    combos = rng.integers(0, 60, size=(b, 3)).astype(np.int64)
+    actions = np.empty((b, TAXI.n_states), dtype=np.int32)
+    ktc.compose_any_batch_serial(q, support, combos, np.ones((b, 3)), kc.OP_SUM, actions,
+                                 np.empty(b, dtype=np.int64))
+    next_state = np.repeat(TAXI.next_state[None], 60, axis=0)
+    reward_model = np.repeat(TAXI.reward[None], 60, axis=0)
+    n_features = TAXI.n_features
+    return (combos, actions, support, next_state, reward_model, TAXI.terminates, TAXI.start, TAXI.max_steps,
+            np.ones(n_features), np.empty(b), np.empty((b, n_features)), np.empty(b, dtype=np.int64),
+            np.empty(b, dtype=np.int8), np.empty((0, 0), dtype=np.int32))
+
+
+def features_table_args(p):
+    actions = kf.greedy_policies_serial(taxi_tables(p)[0])
+    starts = np.random.default_rng(4).choice(TAXI.n_states, size=16, replace=False).astype(np.int64)
+    return (TAXI.table, actions, starts, TAXI.max_steps, 0.95, True, np.empty((p, 16, TAXI.n_features)),
+            np.empty((p, 16), dtype=np.int32), np.empty((p, 16), dtype=np.int8))
+
+
+def route_search():
+    rng = np.random.default_rng(5)
+    shape = (20, ROUTE_LAYOUT.n_states, N_ACTIONS)
+    visits = (rng.random(shape) < 0.7).astype(np.int64)
+    next_state = np.where(visits > 0, ROUTE_LAYOUT.world_for("first-release").moves[None], -1).astype(np.int32)
+    stack = PolicyStack.from_arrays(ROUTE_LAYOUT, np.zeros(shape), visits, next_state,
+                                    np.zeros(shape + (N_SETS,)))
+    return RouteSearch(stack, ROUTE_OBJECTIVE), rng
+
+
+def routes_args(b):
+    search, rng = route_search()
+    combos = rng.integers(0, 20, size=(b, 4)).astype(np.int64)
+    return (search.world, ROUTE_LAYOUT.start, search.order, search.stack.support, combos, search.objective.mask,
+            search.edge_reward, search.exit_reward, np.empty(b), np.zeros(b, dtype=np.int32),
+            np.full((b, ROUTE_LAYOUT.height + ROUTE_LAYOUT.width), -1, dtype=np.int32))
+
+
+#: DP states (S · 2 · Gc) one combination's route search covers: the work unit of ``best_routes``.
+ROUTE_STATES = route_search()[0].exit_reward.size // N_ACTIONS
+
 # kernel name: (parallel, serial, arguments of a size, work of a size, threshold, sizes)
 KERNELS = {
     "step_batch": (kw.step_batch, kw.step_batch_serial, step_args, lambda n: n, kw.PARALLEL_MIN_AGENTS,
@@ -129,6 +197,17 @@ KERNELS = {
                         lambda p: p * LAYOUT.n_states, kf.PARALLEL_MIN_STATES, (4, 64, 1024, 4096)),
     "successor_features": (kf.successor_features, kf.successor_features_serial, features_args,
                            lambda p: p * 16, kf.PARALLEL_MIN_ROLLOUTS, (1, 8, 32, 128)),
+    "compose_any_batch": (ktc.compose_any_batch, ktc.compose_any_batch_serial, compose_any_args,
+                          lambda b: b * 3 * TAXI.n_states * TAXI.n_actions, ktc.PARALLEL_MIN_ANY_COMPOSE_ENTRIES,
+                          (8, 64, 256, 512, 2048, 8000)),
+    "offline_rollout_table_batch": (ktc.offline_rollout_table_batch, ktc.offline_rollout_table_batch_serial,
+                                    offline_table_args, lambda b: b, ktc.PARALLEL_MIN_TABLE_OFFLINE_ROLLOUTS,
+                                    (8, 64, 512, 2048, 8000)),
+    "successor_features_table": (kt.successor_features_table, kt.successor_features_table_serial,
+                                 features_table_args, lambda p: p * 16, kt.PARALLEL_MIN_TABLE_ROLLOUTS,
+                                 (1, 8, 128, 512, 1024, 2048)),
+    "best_routes": (kr.best_routes, kr.best_routes_serial, routes_args, lambda b: b * ROUTE_STATES,
+                    kr.PARALLEL_MIN_ROUTE_STATES, (1, 8, 32, 64, 625)),
 }
 
 

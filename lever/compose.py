@@ -31,7 +31,8 @@ from .kernels.compose import (
 from .kernels.constants import END_NAMES, N_ACTIONS
 from .kernels.planning import plan_batch
 from .kernels.table_compose import (
-    compose_any_batch, compose_any_batch_serial, offline_rollout_table_batch, offline_rollout_table_batch_serial,
+    PARALLEL_MIN_ANY_COMPOSE_ENTRIES, PARALLEL_MIN_TABLE_OFFLINE_ROLLOUTS, compose_any_batch,
+    compose_any_batch_serial, offline_rollout_table_batch, offline_rollout_table_batch_serial,
     plan_table,
 )
 from .kernels.world import N_TERMS
@@ -345,10 +346,10 @@ class Composer:
         actions = np.empty((combos.shape[0], self.stack.layout.n_states), dtype=np.int32)
         covered = np.empty(combos.shape[0], dtype=np.int64)
         if isinstance(self.stack.layout, TabularWorld):
-            parallel, serial = compose_any_batch, compose_any_batch_serial
+            parallel, serial, threshold = compose_any_batch, compose_any_batch_serial, PARALLEL_MIN_ANY_COMPOSE_ENTRIES
         else:
-            parallel, serial = compose_batch, compose_batch_serial
-        kernel = pick(parallel, serial, combos.size * self.values[0].size, PARALLEL_MIN_COMPOSE_ENTRIES)
+            parallel, serial, threshold = compose_batch, compose_batch_serial, PARALLEL_MIN_COMPOSE_ENTRIES
+        kernel = pick(parallel, serial, combos.size * self.values[0].size, threshold)
         kernel(self.values, self.stack.support, combos, betas, self.code, actions, covered)
         return actions, covered
 
@@ -370,7 +371,8 @@ class Composer:
         paths = np.empty((n, max_steps + 1) if record_path else (0, 0), dtype=np.int32)
         world = stack.layout
         if isinstance(world, TabularWorld):
-            kernel = pick(offline_rollout_table_batch, offline_rollout_table_batch_serial, n, PARALLEL_MIN_ROLLOUTS)
+            kernel = pick(offline_rollout_table_batch, offline_rollout_table_batch_serial, n,
+                          PARALLEL_MIN_TABLE_OFFLINE_ROLLOUTS)
             kernel(combos, actions, stack.support, stack.next_state, stack.reward_model, world.terminates,
                    world.start, max_steps, self.set_weights, returns, vectors, steps, ends, paths)
             return OfflineBatch(returns, vectors, steps, ends, paths if record_path else None)

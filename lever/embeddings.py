@@ -27,7 +27,7 @@ from .kernels.features import (
     PARALLEL_MIN_ROLLOUTS, PARALLEL_MIN_STATES, greedy_policies, greedy_policies_serial, successor_features,
     successor_features_serial,
 )
-from .kernels.table import successor_features_table
+from .kernels.table import PARALLEL_MIN_TABLE_ROLLOUTS, successor_features_table, successor_features_table_serial
 from .worlds.tabular import TabularWorld
 
 
@@ -170,8 +170,10 @@ def embed_policies(layout: Layout | TabularWorld, policies, states: np.ndarray |
     ends = np.empty((n_policies, states.size), dtype=np.int8)
     if isinstance(layout, TabularWorld):
         if n_policies:
-            successor_features_table(layout.table, actions, states, layout.max_steps, float(config.gamma),
-                                     skip_cycles, psi, steps, ends)
+            kernel = pick(successor_features_table, successor_features_table_serial, n_policies * states.size,
+                          PARALLEL_MIN_TABLE_ROLLOUTS)
+            kernel(layout.table, actions, states, layout.max_steps, float(config.gamma), skip_cycles, psi, steps,
+                   ends)
         return SuccessorFeatures(psi, steps, ends, dim)
     if n_policies:
         kernel = pick(successor_features, successor_features_serial, n_policies * states.size,

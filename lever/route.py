@@ -17,9 +17,10 @@ import numpy as np
 
 from .compose import PolicyStack
 from .errors import LeverError
+from .threads import pick
 from .worlds.grid import Layout
 from .kernels.constants import GOLD_BIT, N_ACTIONS
-from .kernels.route import best_routes, route_rewards
+from .kernels.route import PARALLEL_MIN_ROUTE_STATES, best_routes, best_routes_serial, route_rewards
 from .worlds.objectives import Objective, ObjectiveLike
 
 #: The rule set whose world the route search needs (every move raises row + col).
@@ -83,8 +84,10 @@ class RouteSearch:
         n = combos.shape[0]
         routes = Routes(np.empty(n), np.zeros(n, dtype=np.int32),
                         np.full((n, layout.height + layout.width), -1, dtype=np.int32))
-        best_routes(self.world, layout.start, self.order, self.stack.support, combos, self.objective.mask,
-                    self.edge_reward, self.exit_reward, routes.values, routes.lengths, routes.actions)
+        kernel = pick(best_routes, best_routes_serial, n * (self.exit_reward.size // N_ACTIONS),
+                      PARALLEL_MIN_ROUTE_STATES)
+        kernel(self.world, layout.start, self.order, self.stack.support, combos, self.objective.mask,
+               self.edge_reward, self.exit_reward, routes.values, routes.lengths, routes.actions)
         return routes
 
 

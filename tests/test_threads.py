@@ -13,13 +13,20 @@ from hypothesis import strategies as st
 import lever
 import lever.threads
 from lever import GridSpec, Layout, LeverError
+from lever.compose import PolicyStack
 from lever.kernels import compose as kc
 from lever.kernels import features as kf
+from lever.kernels import route as kr
+from lever.kernels import table as kt
+from lever.kernels import table_compose as ktc
 from lever.kernels import world as kw
-from lever.kernels.constants import EXIT, N_KINDS, N_SETS
+from lever.kernels.constants import EXIT, N_ACTIONS, N_KINDS, N_SETS
 from lever.library.workers import WorkerPool
+from lever.route import RouteSearch
 from lever.threads import check_threads, pick, run_on_one_thread
 from tests.conftest import ROOT
+from tests.test_route import OBJECTIVES
+from tests.test_route import random_layout as random_route_layout
 
 THREADS = numba.config.NUMBA_NUM_THREADS
 
@@ -137,6 +144,96 @@ def test_feature_kernels_and_their_serial_twins_agree(seed, n_policies, n_starts
 
     assert_all_equal(both_ways(kf.successor_features, kf.successor_features_serial, outputs, layout.world,
                                actions, starts, layout.max_steps, gamma, cell_kinds, skip_cycles))
+
+
+def random_table(rng, n_states, n_actions, n_features):
+    """A random tabular world's arrays: half-integer rewards, about one transition in eight terminating."""
+    return kt.Table(rng.integers(0, n_states, size=(n_states, n_actions)).astype(np.int32),
+                    rng.integers(-4, 5, size=(n_states, n_actions, n_features)) / 4,
+                    rng.random((n_states, n_actions)) < 0.125)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), n_states=st.integers(1, 40), n_actions=st.integers(1, 8),
+       n_features=st.integers(1, 3), n_policies=st.integers(1, 30), n_combos=st.integers(1, 300),
+       k=st.integers(1, 4), operator=st.sampled_from([kc.OP_SUM, kc.OP_MAX]), record=st.booleans())
+def test_tabular_compose_and_offline_kernels_and_their_serial_twins_agree(seed, n_states, n_actions, n_features,
+                                                                          n_policies, n_combos, k, operator,
+                                                                          record):
+    rng = np.random.default_rng(seed)
+    table = random_table(rng, n_states, n_actions, n_features)
+    shape = (n_policies, n_states, n_actions)
+    visits = rng.integers(0, 3, size=shape) * (rng.random(shape) < 0.6)
+    support = np.empty(shape[:2], dtype=np.uint8)
+    kc.support_bits_serial(visits, support)
+    q = (rng.integers(-6, 7, size=shape) / 2).astype(np.float64)
+    values = np.where(visits > 0, q, -np.inf) if operator == kc.OP_MAX else q
+    combos = rng.integers(0, n_policies, size=(n_combos, k)).astype(np.int64)
+    betas = rng.integers(1, 4, size=(n_combos, k)) / 2
+
+    def compose_out():
+        return np.empty((n_combos, n_states), dtype=np.int32), np.empty(n_combos, dtype=np.int64)
+
+    composed = both_ways(ktc.compose_any_batch, ktc.compose_any_batch_serial, compose_out, values, support, combos,
+                         betas, operator)
+    assert_all_equal(composed)
+    next_state = np.where(visits > 0, table.next_state[None], -1).astype(np.int32)
+    reward_model = np.where((visits > 0)[..., None], table.reward[None], 0.0)
+    max_steps = int(rng.integers(1, 3 * n_states + 2))
+    weights = rng.integers(-2, 3, size=n_features) / 2
+
+    def offline_out():
+        return (np.empty(n_combos), np.empty((n_combos, n_features)), np.empty(n_combos, dtype=np.int64),
+                np.empty(n_combos, dtype=np.int8),
+                np.empty((n_combos, max_steps + 1) if record else (0, 0), dtype=np.int32))
+
+    assert_all_equal(both_ways(ktc.offline_rollout_table_batch, ktc.offline_rollout_table_batch_serial, offline_out,
+                               combos, composed[0][-2], support, next_state, reward_model, table.terminates,
+                               int(rng.integers(0, n_states)), max_steps, weights))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), n_states=st.integers(1, 40), n_actions=st.integers(1, 8),
+       n_features=st.integers(1, 3), n_policies=st.integers(1, 30), n_starts=st.integers(1, 12),
+       gamma=st.sampled_from([1.0, 0.9]), skip_cycles=st.booleans())
+def test_tabular_successor_features_and_its_serial_twin_agree(seed, n_states, n_actions, n_features, n_policies,
+                                                              n_starts, gamma, skip_cycles):
+    rng = np.random.default_rng(seed)
+    table = random_table(rng, n_states, n_actions, n_features)
+    actions = rng.integers(0, n_actions, size=(n_policies, n_states)).astype(np.int32)
+    actions[rng.random(actions.shape) < 0.05] = -1  # some dead ends
+    starts = rng.integers(0, n_states, size=n_starts).astype(np.int64)
+    max_steps = int(rng.integers(1, 4 * n_states + 2))
+
+    def outputs():
+        return (np.empty((n_policies, n_starts, n_features)), np.empty((n_policies, n_starts), dtype=np.int32),
+                np.empty((n_policies, n_starts), dtype=np.int8))
+
+    assert_all_equal(both_ways(kt.successor_features_table, kt.successor_features_table_serial, outputs, table,
+                               actions, starts, max_steps, gamma, skip_cycles))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), height=st.integers(2, 7), width=st.integers(2, 7),
+       objective=st.sampled_from(OBJECTIVES), legacy=st.booleans(), density=st.sampled_from([0.4, 0.7, 1.0]),
+       n_combos=st.integers(1, 80), m=st.integers(1, 4))
+def test_best_routes_and_its_serial_twin_agree(seed, height, width, objective, legacy, density, n_combos, m):
+    rng = np.random.default_rng(seed)
+    layout = random_route_layout(rng, height, width)
+    shape = (6, layout.n_states, N_ACTIONS)
+    visits = (rng.random(shape) < density).astype(np.int64)
+    next_state = np.where(visits > 0, layout.world_for("first-release").moves[None], -1).astype(np.int32)
+    stack = PolicyStack.from_arrays(layout, np.zeros(shape), visits, next_state, np.zeros(shape + (N_SETS,)))
+    search = RouteSearch(stack, objective, legacy_gold_exit=legacy)
+    combos = rng.integers(0, 6, size=(n_combos, m)).astype(np.int64)
+
+    def outputs():
+        return (np.empty(n_combos), np.zeros(n_combos, dtype=np.int32),
+                np.full((n_combos, height + width), -1, dtype=np.int32))
+
+    assert_all_equal(both_ways(kr.best_routes, kr.best_routes_serial, outputs, search.world, layout.start,
+                               search.order, stack.support, combos, search.objective.mask, search.edge_reward,
+                               search.exit_reward))
 
 
 def test_set_threads_checks_its_argument_and_using_threads_restores_the_count():

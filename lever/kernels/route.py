@@ -63,6 +63,15 @@ def route_rewards(world, mask, edge_reward, exit_reward):
                     exit_reward[s, a, lever_on, collected] = set_reward(terms, mask)
 
 
+#: Combinations per parallel task of :func:`best_routes` (scratch is allocated once per task).
+ROUTE_BLOCK = 16
+
+#: DP states searched (B · S · 2 · Gc) from which :func:`best_routes` runs in parallel (see
+#: :func:`lever.threads.pick`): about 40 combinations on a first-release-grid16 layout with gold in the
+#: objective (26,112 states each), measured by ``python -m pytest benchmarks/bench_dispatch.py --benchmark-only -s``.
+PARALLEL_MIN_ROUTE_STATES = 1 << 20
+
+
 @njit(cache=True, parallel=True)
 def best_routes(world, start, order, support, combos, mask, edge_reward, exit_reward, values, lengths,
                 route_actions):
@@ -81,13 +90,32 @@ def best_routes(world, start, order, support, combos, mask, edge_reward, exit_re
     with -1 (L ≥ H + W). Ties keep the route found first (cells in
     ``order``, then lever state, gold count and action, ascending).
     """
+    for block in prange((combos.shape[0] + ROUTE_BLOCK - 1) // ROUTE_BLOCK):
+        _best_routes_range(world, start, order, support, combos, mask, edge_reward, exit_reward, values, lengths,
+                           route_actions, block * ROUTE_BLOCK, min(combos.shape[0], (block + 1) * ROUTE_BLOCK))
+
+
+@njit(cache=True)
+def best_routes_serial(world, start, order, support, combos, mask, edge_reward, exit_reward, values, lengths,
+                       route_actions):
+    """:func:`best_routes` on one thread, the same results."""
+    _best_routes_range(world, start, order, support, combos, mask, edge_reward, exit_reward, values, lengths,
+                       route_actions, 0, combos.shape[0])
+
+
+@njit(cache=True)
+def _best_routes_range(world, start, order, support, combos, mask, edge_reward, exit_reward, values, lengths,
+                       route_actions, lo, hi):
+    # Combinations lo..hi-1 of best_routes, with the scratch allocated once.
     n_cells, n_actions = world.moves.shape
     n_counts = exit_reward.shape[3]
     count_gold = (mask & GOLD_BIT) != 0
     n_states = n_cells * 2 * n_counts
-    for b in prange(combos.shape[0]):
-        value = np.full(n_states, -np.inf)
-        parent = np.full(n_states, -1, dtype=np.int64)
+    value = np.empty(n_states)
+    parent = np.empty(n_states, dtype=np.int64)
+    for b in range(lo, hi):
+        value[:] = -np.inf
+        parent[:] = -1
         value[start * 2 * n_counts] = 0.0
         best = -np.inf
         best_state = -1

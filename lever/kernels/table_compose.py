@@ -17,6 +17,13 @@ from .compose import BLOCK, OP_SUM, logging_member
 from .constants import END_DEAD_END, END_STEP_CAP, END_TERMINATED
 
 
+#: Q entries read (B·k·S·A) from which :func:`compose_any_batch` runs in parallel, and combinations (B) from
+#: which :func:`offline_rollout_table_batch` does (see :func:`lever.threads.pick`), measured on Taxi
+#: (404 states, 6 actions) by ``python -m pytest benchmarks/bench_dispatch.py --benchmark-only -s``.
+PARALLEL_MIN_ANY_COMPOSE_ENTRIES = 1 << 21
+PARALLEL_MIN_TABLE_OFFLINE_ROLLOUTS = 1 << 11
+
+
 @njit(cache=True, inline="always")
 def masked_argmax(acc, row, n_actions, bits):
     """Argmax of ``acc[row : row + A]`` over the actions whose bit is set, lowest index on ties, -1 if none."""
