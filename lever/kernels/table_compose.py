@@ -171,17 +171,25 @@ def plan_table(combo, support, next_state, reward_model, terminates, weights, ga
     Returns the sweeps done.
     """
     n_states, n_actions = q_out.shape[0], q_out.shape[1]
+    # Sweeps visit only the states the union supports, in index order: a large world whose library
+    # covers a sliver of it (four-room) is planned at the cost of that sliver, with the same floats.
+    live = np.empty(n_states, dtype=np.int64)
+    n_live = 0
     for s in range(n_states):
         union = 0
         for i in range(combo.shape[0]):
             union |= support[combo[i], s]
         for a in range(n_actions):
             q_out[s, a] = 0.0 if (union >> a) & 1 else -np.inf
+        if union:
+            live[n_live] = s
+            n_live += 1
     sweeps = 0
     while sweeps < max_iters:
         sweeps += 1
         delta = 0.0
-        for s in range(n_states):
+        for i_live in range(n_live):
+            s = live[i_live]
             for a in range(n_actions):
                 if q_out[s, a] == -np.inf:
                     continue
