@@ -63,7 +63,11 @@ class TrainConfig:
 
     ``max_steps`` defaults to the layout's H·W; ``vector_q`` also learns one
     Q per single component; ``rules`` is ``"study"`` or ``"linear"``;
-    ``snapshot_interval`` 0 keeps no snapshots.
+    ``snapshot_interval`` 0 keeps no snapshots. ``fresh_action`` trains
+    with the first public release's loop: a fresh ε-greedy action every step
+    (not the a′ drawn for the previous update), the update
+    Q ← (1−α)Q + α(r + γQ[s′, a′]) and no masking at termination; GridWorld
+    layouts only.
     """
 
     episodes: int = 10_000
@@ -78,6 +82,7 @@ class TrainConfig:
     vector_q: bool = False
     rules: str = "study"
     snapshot_interval: int = SNAPSHOT_INTERVAL
+    fresh_action: bool = False
 
     def __post_init__(self):
         integers = ("episodes", "seed", "snapshot_interval") + (("max_steps",) if self.max_steps is not None else ())
@@ -87,8 +92,9 @@ class TrainConfig:
         for name in ("alpha", "gamma", "epsilon_start", "epsilon_decay", "epsilon_min"):
             if not _is_number(getattr(self, name)):
                 raise LeverError(f"{name} must be a number, got {getattr(self, name)!r}")
-        if not isinstance(self.vector_q, bool):
-            raise LeverError(f"vector_q must be True or False, got {self.vector_q!r}")
+        for name in ("vector_q", "fresh_action"):
+            if not isinstance(getattr(self, name), bool):
+                raise LeverError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_rules(self.rules)
         if not 0 <= self.seed < 2**32:
             raise LeverError(f"seed must be in [0, 2**32), got {self.seed}")
@@ -112,7 +118,8 @@ class TrainConfig:
     def from_budget(cls, budget: str = "X1", setting: str = "grid16", **overrides) -> "TrainConfig":
         """The study's budget ``X1``/``X5``/``X10`` for a spec set ``setting``, plus overrides.
 
-        The first release's sets also train as it does: its rules and γ = 0.99.
+        The first release's sets also train as it does: its rules, γ = 0.99 and its loop
+        (``fresh_action``).
         """
         if setting not in BUDGETS:
             raise LeverError(f"unknown setting {setting!r}; valid: {', '.join(BUDGETS)}")
@@ -121,7 +128,7 @@ class TrainConfig:
         episodes, decay = BUDGETS[setting][budget]
         defaults = {"episodes": episodes, "epsilon_decay": decay}
         if setting_rules(setting) == "first-release":
-            defaults.update(rules="first-release", gamma=FIRST_RELEASE_GAMMA)
+            defaults.update(rules="first-release", gamma=FIRST_RELEASE_GAMMA, fresh_action=True)
         return cls(**{**defaults, **overrides})
 
     def with_seed(self, seed: int) -> "TrainConfig":
@@ -277,7 +284,7 @@ def train(layout: Layout | TabularWorld, objective: ObjectiveLike = "path",
                   config.epsilon_start, config.epsilon_decay, config.epsilon_min,
                   config.algorithm == "sarsa", rng, config.snapshot_interval,
                   q, q_vector, visits, first_visit, next_state, reward_model, returns,
-                  snapshot_q, snapshot_visits, term_model)
+                  snapshot_q, snapshot_visits, term_model, config.fresh_action)
     wall_time = time.perf_counter() - began
     return TrainedPolicy(q, visits, first_visit, next_state, reward_model,
                          q_vector if config.vector_q else None, returns, episodes, snapshot_q,
@@ -288,6 +295,8 @@ def _train_table(world: TabularWorld, objective: ObjectiveLike, config: TrainCon
     """:func:`train` on a tabular world: the table kernel, features = the world's d components."""
     if not isinstance(config, TrainConfig):
         raise LeverError(f"config must be a lever.TrainConfig, got {type(config).__name__}")
+    if config.fresh_action:
+        raise LeverError("fresh_action (the first release's training loop) applies to GridWorld layouts only")
     objective = Objective.parse(objective, world.component_names)
     n_states, n_actions, n_features = world.n_states, world.n_actions, world.n_components
     n_snapshots = config.snapshot_episodes.size

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lever.kernels import constants as K
+from tests.reference_route import step as release_step
 
 #: (row, col) offset of each action, in the study's numbering: right, down, left, up.
 MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))
@@ -294,7 +295,8 @@ def reference_train(world: RefWorld, set_weights, episodes: int, *, alpha: float
                     gamma: float = 0.0, epsilon_start: float = 1.0, epsilon_decay: float = 0.99954,
                     epsilon_min: float = 0.01, sarsa: bool = True, seed: int = 0,
                     max_steps: int | None = None, snapshot_interval: int = 1000,
-                    learn_vector: bool = True) -> RefTraining:
+                    learn_vector: bool = True, fresh_action: bool = False,
+                    first_release: bool = False) -> RefTraining:
     """Tabular SARSA (``sarsa=True``) or Q-learning with ε-greedy, as a plain Python loop.
 
     The reward of a step is Σ_m set_weights[m] · (reward of set m). ε-greedy
@@ -303,6 +305,12 @@ def reference_train(world: RefWorld, set_weights, episodes: int, *, alpha: float
     on ties; ``rng = numpy.random.default_rng(seed)``. Truncation at
     ``max_steps`` (default H·W) still bootstraps; termination does not.
     ``learn_vector=False`` skips the per-component Q (left at zeros).
+
+    ``fresh_action=True`` is the first public release's loop: a fresh
+    ε-greedy draw before every step (a′ is still drawn after it, for the
+    update only), Q ← (1−α)Q + α(r + γQ[s′, a′]) with no masking at
+    termination. ``first_release=True`` moves and rewards by the release's
+    rules (:func:`tests.reference_route.step`, default gold exit rule).
     """
     rng = np.random.default_rng(seed)
     objective_sets = [(m, float(w)) for m, w in enumerate(set_weights) if w != 0]
@@ -327,28 +335,49 @@ def reference_train(world: RefWorld, set_weights, episodes: int, *, alpha: float
     epsilon = epsilon_start
     for episode in range(episodes):
         state, gold_left, lever_on = world.start, all_gold(world), False
-        action = choose(state, epsilon)
+        action = None if fresh_action else choose(state, epsilon)
         total = 0.0
         for _ in range(max_steps):
+            if fresh_action:
+                action = choose(state, epsilon)
             # Only the objective's sets each step; every set on a first visit (the log).
-            nxt, bumped, left_after, lever_after, terminated = reference_move(
-                world, state, action, gold_left, lever_on)
-            reward = sum(w * study_reward(world, ALL_SETS[m], state, nxt, bumped, gold_left, lever_on)
-                         for m, w in objective_sets)
+            if first_release:
+                # The gold cells taken before the step; the move itself collects gold whatever the set.
+                before = frozenset(world.gold_cells[g] for g in all_gold(world) - gold_left)
+                taken = set(before)
+                nxt, lever_after, _, terminated = release_step(world.cells, state, action, taken, lever_on,
+                                                               {"gold"}, False)
+                left_after = frozenset(g for g in gold_left if world.gold_cells[g] not in taken)
+
+                def set_reward(objective, state=state, action=action, before=before, lever_on=lever_on):
+                    return release_step(world.cells, state, action, set(before), lever_on, objective, False)[2]
+            else:
+                nxt, bumped, left_after, lever_after, terminated = reference_move(
+                    world, state, action, gold_left, lever_on)
+
+                def set_reward(objective, state=state, nxt=nxt, bumped=bumped, gold_left=gold_left,
+                               lever_on=lever_on):
+                    return study_reward(world, objective, state, nxt, bumped, gold_left, lever_on)
+            reward = sum(w * set_reward(ALL_SETS[m]) for m, w in objective_sets)
             total += reward
             if visits[state][action] == 0:
                 first_visit[state][action] = episode
                 next_state[state][action] = nxt
-                reward_model[state][action] = [0.0] + [
-                    study_reward(world, ALL_SETS[m], state, nxt, bumped, gold_left, lever_on)
-                    for m in range(1, 16)]
+                reward_model[state][action] = [0.0] + [set_reward(ALL_SETS[m]) for m in range(1, 16)]
             visits[state][action] += 1
             next_action = choose(nxt, epsilon)
             bootstrap = next_action if sarsa else greedy(nxt)
-            target = reward if terminated else reward + gamma * q[nxt][bootstrap]
-            q[state][action] += alpha * (target - q[state][action])
+            if fresh_action:
+                q[state][action] = (1 - alpha) * q[state][action] + alpha * (reward + gamma * q[nxt][bootstrap])
+            else:
+                target = reward if terminated else reward + gamma * q[nxt][bootstrap]
+                q[state][action] += alpha * (target - q[state][action])
             for c in range(n_comp if learn_vector else 0):
-                target_c = study_reward(world, ALL_SETS[1 << c], state, nxt, bumped, gold_left, lever_on)
+                target_c = set_reward(ALL_SETS[1 << c])
+                if fresh_action:
+                    q_vec[state][action][c] = ((1 - alpha) * q_vec[state][action][c]
+                                               + alpha * (target_c + gamma * q_vec[nxt][bootstrap][c]))
+                    continue
                 if not terminated:
                     target_c += gamma * q_vec[nxt][bootstrap][c]
                 q_vec[state][action][c] += alpha * (target_c - q_vec[state][action][c])

@@ -124,6 +124,7 @@ def test_the_releases_budgets_and_gamma():
     config = lever.TrainConfig.from_budget("X1", "first-release-grid16")
     assert (config.episodes, config.epsilon_decay, config.gamma, config.rules) == (30_000, 0.99995, 0.99,
                                                                                      "first-release")
+    assert config.fresh_action  # its loop: a fresh ε-greedy action every step
     ends = [lever.TrainConfig.from_budget(b, "first-release-grid32") for b in ("X1", "X5", "X10")]
     assert [c.episodes for c in ends] == [30_000, 150_000, 300_000]
     assert [round(c.epsilon_decay ** c.episodes, 4) for c in ends] == [0.2231, 0.0111, 0.0498]

@@ -39,6 +39,44 @@ def test_kernel_training_equals_the_plain_python_loop_bit_for_bit(layout, seed, 
     assert policy.snapshot_episodes.tolist() == [0, 40, 80]
 
 
+@settings(max_examples=12, deadline=None)
+@given(layout=layouts(), seed=st.integers(0, 2**32 - 1), sarsa=st.booleans(),
+       gamma=st.sampled_from([0.0, 0.99]), task=st.sampled_from(
+           [("path", "first-release"), ("gold", "first-release"), ("hazard+lever", "first-release"),
+            ("path+gold+hazard+lever", "first-release"), ("path+gold", "study"),
+            ("path+gold*0.5+hazard+lever", "linear")]))
+def test_the_first_releases_loop_equals_the_plain_python_loop_bit_for_bit(layout, seed, sarsa, gamma, task):
+    # fresh_action: a fresh ε-greedy draw every step, Q ← (1−α)Q + α(r + γQ[s′, a′]), no terminal mask.
+    objective, rules = task
+    config = TrainConfig(episodes=120, algorithm="sarsa" if sarsa else "q_learning", gamma=gamma,
+                         epsilon_decay=0.98, seed=seed, vector_q=True, rules=rules, snapshot_interval=40,
+                         fresh_action=True)
+    policy = train(layout, objective, config)
+    ref = reference_train(reference_world(layout), policy.objective.set_weights(rules), 120, gamma=gamma,
+                          sarsa=sarsa, epsilon_decay=0.98, seed=seed, snapshot_interval=40, fresh_action=True,
+                          first_release=rules == "first-release")
+    for name in ("q", "visits", "first_visit", "next_state", "reward_model", "episode_returns"):
+        assert np.array_equal(getattr(policy, name), getattr(ref, name)), name
+    assert np.array_equal(policy.q_vector, ref.q_vector)
+    assert np.array_equal(policy.snapshot_q, ref.snapshot_q)
+
+
+def test_the_first_releases_loop_is_an_option():
+    layout = Layout.generate("first-release-grid16", seed=0)
+    config = TrainConfig.from_budget("X1", "first-release-grid16", episodes=200, seed=1)
+    assert config.fresh_action and not TrainConfig.from_budget("X1", "grid16").fresh_action
+    fresh = train(layout, "path+gold", config)
+    reused = train(layout, "path+gold", TrainConfig.from_budget("X1", "first-release-grid16", episodes=200,
+                                                                seed=1, fresh_action=False))
+    # Twice the draws per step: the two loops part at once, from the same generator.
+    assert not np.array_equal(fresh.visits, reused.visits)
+    with pytest.raises(LeverError, match="fresh_action must be True or False"):
+        TrainConfig(fresh_action=1)
+    table = lever.TabularWorld.from_gymnasium("FrozenLake-v1", env_kwargs={"is_slippery": False})
+    with pytest.raises(LeverError, match="GridWorld layouts only"):
+        train(table, "1", TrainConfig(episodes=10, fresh_action=True))
+
+
 def test_snapshots_equal_runs_stopped_at_their_episode():
     layout = Layout.generate("grid8", seed=1)
     config = TrainConfig.from_budget("X1", "grid8", episodes=3000, seed=4)

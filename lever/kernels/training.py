@@ -27,7 +27,7 @@ def epsilon_greedy(q, state, epsilon, rng):
 def train_tabular(world, start, masks, coefs, n_episodes, max_steps, alpha, gamma,
                   epsilon_start, epsilon_decay, epsilon_min, sarsa, rng, snapshot_interval,
                   q, q_vec, visits, first_visit, next_state, reward_model, episode_returns,
-                  snapshot_q, snapshot_visits, term_model):
+                  snapshot_q, snapshot_visits, term_model, fresh_action):
     """Train one tabular policy on the objective Σ coefs[i] · (reward of set masks[i]).
 
     world: :class:`~lever.kernels.world.World`; start: start cell; masks
@@ -35,6 +35,14 @@ def train_tabular(world, start, masks, coefs, n_episodes, max_steps, alpha, gamm
     False for Q-learning; rng: ``numpy.random.Generator``. ε starts at
     ``epsilon_start`` and is multiplied by ``epsilon_decay`` after each
     episode, floored at ``epsilon_min``.
+
+    fresh_action False (the study's v3 loop): the a′ drawn for the update is
+    the next step's action, the update is Q += α(target − Q) and a terminal
+    step does not bootstrap. True (the first public release's loop): every
+    step draws a fresh ε-greedy action before it moves (a′ is still drawn,
+    for the update only), the update is Q ← (1−α)Q + α(r + γQ[s′, a′]) and
+    nothing is masked at termination (the exit and hazard rows are never
+    updated, so they stay 0).
 
     Filled in place (S states, A actions, C components, N_SETS sets):
     q float64 (S, A); q_vec float64 (S, A, C), the same TD update on each
@@ -58,9 +66,13 @@ def train_tabular(world, start, masks, coefs, n_episodes, max_steps, alpha, gamm
         gold_taken[:] = 0
         lever_on = np.int64(0)
         state = start
-        action = epsilon_greedy(q, state, epsilon, rng)
+        action = np.int64(0)
+        if not fresh_action:
+            action = epsilon_greedy(q, state, epsilon, rng)
         total = 0.0
         for _ in range(max_steps):
+            if fresh_action:
+                action = epsilon_greedy(q, state, epsilon, rng)
             nxt, lever_on, done = step(world, state, action, gold_taken, lever_on, terms)
             r = objective_reward(terms, masks, coefs)
             total += r
@@ -73,13 +85,20 @@ def train_tabular(world, start, masks, coefs, n_episodes, max_steps, alpha, gamm
 
             next_action = epsilon_greedy(q, nxt, epsilon, rng)
             bootstrap = next_action if sarsa else greedy_action(q, nxt)
-            target = r
-            if not done:
-                target += gamma * q[nxt, bootstrap]
-            q[state, action] += alpha * (target - q[state, action])
+            if fresh_action:
+                q[state, action] = (1.0 - alpha) * q[state, action] + alpha * (r + gamma * q[nxt, bootstrap])
+            else:
+                target = r
+                if not done:
+                    target += gamma * q[nxt, bootstrap]
+                q[state, action] += alpha * (target - q[state, action])
             if learn_vector:
                 for c in range(N_COMPONENTS):
                     target_c = set_reward(terms, 1 << c)
+                    if fresh_action:
+                        q_vec[state, action, c] = ((1.0 - alpha) * q_vec[state, action, c]
+                                                   + alpha * (target_c + gamma * q_vec[nxt, bootstrap, c]))
+                        continue
                     if not done:
                         target_c += gamma * q_vec[nxt, bootstrap, c]
                     q_vec[state, action, c] += alpha * (target_c - q_vec[state, action, c])
