@@ -262,33 +262,17 @@ def train(layout: Layout | TabularWorld, objective: ObjectiveLike = "path",
         raise LeverError(f"config must be a lever.TrainConfig, got {type(config).__name__}")
     objective = Objective.parse(objective)
     masks, coefs = objective_terms(objective.set_weights(config.rules))
-    n_states = layout.n_states
-    n_snapshots = config.snapshot_episodes.size
-    check_memory(8 * config.episodes + n_states * N_ACTIONS * (8 * (N_SETS + N_TERMS) + 40 + 16 * n_snapshots),
-                 f"training {config.episodes:,} episodes with {n_snapshots:,} snapshots on {n_states:,} states")
-    q = np.zeros((n_states, N_ACTIONS))
-    q_vector = np.zeros((n_states, N_ACTIONS, N_COMPONENTS) if config.vector_q else (0, 0, 0))
-    visits = np.zeros((n_states, N_ACTIONS), dtype=np.int64)
-    first_visit = np.full((n_states, N_ACTIONS), -1, dtype=np.int32)
-    next_state = np.full((n_states, N_ACTIONS), -1, dtype=np.int32)
-    reward_model = np.zeros((n_states, N_ACTIONS, N_SETS))
-    term_model = np.zeros((n_states, N_ACTIONS, N_TERMS))
-    returns = np.zeros(config.episodes)
-    episodes = config.snapshot_episodes
-    snapshot_q = np.zeros((episodes.size, n_states, N_ACTIONS))
-    snapshot_visits = np.zeros((episodes.size, n_states, N_ACTIONS), dtype=np.int64)
+    out = _training_arrays(config, layout.n_states, N_ACTIONS, N_SETS, N_COMPONENTS, N_TERMS)
     rng = np.random.default_rng(config.seed)
     began = time.perf_counter()
     train_tabular(layout.world_for(config.rules), layout.start, masks, coefs, config.episodes,
                   config.max_steps or layout.max_steps, config.alpha, config.gamma,
                   config.epsilon_start, config.epsilon_decay, config.epsilon_min,
                   config.algorithm == "sarsa", rng, config.snapshot_interval,
-                  q, q_vector, visits, first_visit, next_state, reward_model, returns,
-                  snapshot_q, snapshot_visits, term_model, config.fresh_action)
-    wall_time = time.perf_counter() - began
-    return TrainedPolicy(q, visits, first_visit, next_state, reward_model,
-                         q_vector if config.vector_q else None, returns, episodes, snapshot_q,
-                         snapshot_visits, wall_time, objective, config, layout.id, term_model)
+                  out["q"], out["q_vector"], out["visits"], out["first_visit"], out["next_state"],
+                  out["reward_model"], out["episode_returns"], out["snapshot_q"], out["snapshot_visits"],
+                  out["term_model"], config.fresh_action)
+    return _trained(out, time.perf_counter() - began, objective, config, layout.id)
 
 
 def _train_table(world: TabularWorld, objective: ObjectiveLike, config: TrainConfig) -> TrainedPolicy:
@@ -298,27 +282,45 @@ def _train_table(world: TabularWorld, objective: ObjectiveLike, config: TrainCon
     if config.fresh_action:
         raise LeverError("fresh_action (the first release's training loop) applies to GridWorld layouts only")
     objective = Objective.parse(objective, world.component_names)
-    n_states, n_actions, n_features = world.n_states, world.n_actions, world.n_components
-    n_snapshots = config.snapshot_episodes.size
-    check_memory(8 * config.episodes + n_states * n_actions * (16 * n_features + 40 + 16 * n_snapshots),
-                 f"training {config.episodes:,} episodes with {n_snapshots:,} snapshots on {n_states:,} states")
-    q = np.zeros((n_states, n_actions))
-    q_vector = np.zeros((n_states, n_actions, n_features) if config.vector_q else (0, 0, 0))
-    visits = np.zeros((n_states, n_actions), dtype=np.int64)
-    first_visit = np.full((n_states, n_actions), -1, dtype=np.int32)
-    next_state = np.full((n_states, n_actions), -1, dtype=np.int32)
-    reward_model = np.zeros((n_states, n_actions, n_features))
-    returns = np.zeros(config.episodes)
-    episodes = config.snapshot_episodes
-    snapshot_q = np.zeros((episodes.size, n_states, n_actions))
-    snapshot_visits = np.zeros((episodes.size, n_states, n_actions), dtype=np.int64)
+    out = _training_arrays(config, world.n_states, world.n_actions, world.n_components, world.n_components)
     rng = np.random.default_rng(config.seed)
     began = time.perf_counter()
     train_table(world.table, world.starts, objective.array, config.episodes, config.max_steps or world.max_steps,
                 config.alpha, config.gamma, config.epsilon_start, config.epsilon_decay, config.epsilon_min,
-                config.algorithm == "sarsa", rng, config.snapshot_interval, q, q_vector, visits, first_visit,
-                next_state, reward_model, returns, snapshot_q, snapshot_visits)
-    wall_time = time.perf_counter() - began
-    return TrainedPolicy(q, visits, first_visit, next_state, reward_model,
-                         q_vector if config.vector_q else None, returns, episodes, snapshot_q,
-                         snapshot_visits, wall_time, objective, config, world.id)
+                config.algorithm == "sarsa", rng, config.snapshot_interval, out["q"], out["q_vector"],
+                out["visits"], out["first_visit"], out["next_state"], out["reward_model"], out["episode_returns"],
+                out["snapshot_q"], out["snapshot_visits"])
+    return _trained(out, time.perf_counter() - began, objective, config, world.id)
+
+
+def _training_arrays(config: TrainConfig, n_states: int, n_actions: int, n_features: int, n_components: int,
+                     n_terms: int = 0) -> dict[str, np.ndarray | None]:
+    """The zeroed outputs one training kernel call fills in place, after a check that they fit in memory.
+
+    (S, A) = (n_states, n_actions); F reward features (the GridWorld's 16
+    component sets, a tabular world's d components); C components of the
+    vector Q; T step terms logged on first visits (0: none, ``term_model``
+    None). Names and shapes as the fields of :class:`TrainedPolicy`.
+    """
+    episodes = config.snapshot_episodes
+    pair = (n_states, n_actions)
+    check_memory(8 * config.episodes + n_states * n_actions * (8 * (n_features + n_terms + n_components) + 40
+                                                               + 16 * episodes.size),
+                 f"training {config.episodes:,} episodes with {episodes.size:,} snapshots on {n_states:,} states")
+    return {"q": np.zeros(pair),
+            "q_vector": np.zeros(pair + (n_components,) if config.vector_q else (0, 0, 0)),
+            "visits": np.zeros(pair, dtype=np.int64),
+            "first_visit": np.full(pair, -1, dtype=np.int32),
+            "next_state": np.full(pair, -1, dtype=np.int32),
+            "reward_model": np.zeros(pair + (n_features,)),
+            "term_model": np.zeros(pair + (n_terms,)) if n_terms else None,
+            "episode_returns": np.zeros(config.episodes),
+            "snapshot_episodes": episodes,
+            "snapshot_q": np.zeros((episodes.size,) + pair),
+            "snapshot_visits": np.zeros((episodes.size,) + pair, dtype=np.int64)}
+
+
+def _trained(out: dict, wall_time: float, objective: Objective, config: TrainConfig, world_id: str) -> TrainedPolicy:
+    """The :class:`TrainedPolicy` of a kernel call's filled ``out`` (:func:`_training_arrays`)."""
+    return TrainedPolicy(**{**out, "q_vector": out["q_vector"] if config.vector_q else None},
+                         wall_time=wall_time, objective=objective, config=config, layout_id=world_id)
