@@ -214,15 +214,19 @@ def _provenance_text(document: Mapping[str, Any]) -> str:
     )
 
 
+def read_shipped_json(name: str) -> Any:
+    """The JSON document ``lever/data/<name>`` shipped with the package; FileFormatError if it does not parse."""
+    text = resources.files("lever").joinpath("data", name).read_text("utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{name} is not valid JSON: {exc}") from None
+
+
 @functools.lru_cache(maxsize=1)
 def load_published() -> Published:
     """The shipped ``lever/data/study_published.json``, read and parsed once (cached)."""
-    text = resources.files("lever").joinpath("data", "study_published.json").read_text("utf-8")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"study_published.json is not valid JSON: {exc}") from None
-    return Published.from_dict(document)
+    return Published.from_dict(read_shipped_json("study_published.json"))
 
 
 # --------------------------------------------------------------------- figures

@@ -18,13 +18,12 @@ bumps to the 256-step cap; no greedy episode on that layout returns
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from .errors import FileFormatError, LeverError
+from .published import read_shipped_json
 
 #: The format tag the data file must carry.
 FORMAT = "lever-first-release-published/1"
@@ -93,9 +92,4 @@ class FirstReleasePublished:
 @functools.lru_cache(maxsize=1)
 def load_first_release_published() -> FirstReleasePublished:
     """The shipped ``lever/data/first_release_published.json``, read and parsed once (cached)."""
-    text = resources.files("lever").joinpath("data", "first_release_published.json").read_text("utf-8")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"first_release_published.json is not valid JSON: {exc}") from None
-    return FirstReleasePublished.from_dict(document)
+    return FirstReleasePublished.from_dict(read_shipped_json("first_release_published.json"))
