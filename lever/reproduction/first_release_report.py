@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LeverError
+from ..fileio import atomic_write
 from ..protocol import MODES, QUERIES
 from ..published import load_published
 from ..published_first_release import CORRECTIONS, load_first_release_published
@@ -195,8 +196,13 @@ def write_first_release_report(rows, out: Path, setting: str, wall_time_s: float
               "lever's composition time is its whole search (ranking, every combination's route search or "
               "Q-sum and offline score); its scratch time is the training kernel. The study's times exclude its "
               "language-model decomposition.", ""]
+    return write_report_md(out, parts, wall_time_s)
+
+
+def write_report_md(out: Path, parts: list[str], wall_time_s: float | None) -> Path:
+    """Write ``out/report.md`` atomically from its lines ``parts``, closed by the run's wall time when known."""
     if wall_time_s is not None:
-        parts.append(f"Wall time of the whole run: {wall_time_s:,.1f} s.")
+        parts = parts + [f"Wall time of the whole run: {wall_time_s:,.1f} s."]
     path = out / "report.md"
-    path.write_text("\n".join(parts) + "\n")
+    atomic_write(path, lambda handle: handle.write("\n".join(parts) + "\n"))
     return path

@@ -21,7 +21,7 @@ from ..published import figure_k_sweep, figure_methods, load_published
 from ..stats import bootstrap_ci, geometric_mean, paired_difference_ci
 from ..version import __version__
 from .cell import LONG_QUERY
-from .first_release_report import write_first_release_report
+from .first_release_report import write_first_release_report, write_report_md
 
 #: The study's reported methods, in table order, and the k each is in the hybrid-k sweep.
 METHOD_K = {"targeted": 1, "hybrid": 3, "exhaustive": 5}
@@ -326,8 +326,4 @@ def write_report(rows, out: Path, setting: str, wall_time_s: float | None = None
                   f"(hybrid k = 3, every mode pooled): where the phase plan stops reaching the exit.", "",
                   long_horizon_thinning_table(rows), "",
                   "![long-horizon coverage](figures/long_horizon_coverage.png)", ""]
-    if wall_time_s is not None:
-        parts.append(f"Wall time of the whole run: {wall_time_s:,.1f} s.")
-    path = out / "report.md"
-    path.write_text("\n".join(parts) + "\n")
-    return path
+    return write_report_md(out, parts, wall_time_s)
